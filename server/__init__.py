@@ -1,0 +1,1 @@
+"""Syrinx server: transport, scheduler, engine and audio layers."""

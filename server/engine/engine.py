@@ -1,0 +1,296 @@
+"""The streaming VITS engine: batched sentence encoding and batched windowed decoding.
+
+Work comes in two kinds of step, each batched across sentences and streams:
+
+* ``encode``: text encoder + duration predictor for whole sentences (one padded
+  forward pass), then expansion of the priors to latent frames and the prior
+  noise. Attention is global, so this part cannot be windowed.
+* ``decode``: flow (reverse) + HiFi-GAN for windows of latent frames. Each
+  window is computed with enough context on both sides (the receptive fields
+  below) that concatenating windows gives exactly the whole-sentence audio.
+
+Randomness is drawn per sentence from its own generator on the CPU, so a seed
+gives the same audio whatever else shares the batch and on any device.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import EngineConfig
+from .errors import InvalidOptionError
+from .phonemizer import PhonemizedSentence
+from .voice import Voice
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    """Per-request controls; ``None`` means the voice's own default."""
+
+    length_scale: float | None = None  # > 1 speaks slower
+    noise_scale: float | None = None
+    noise_w: float | None = None
+    speaker_id: int | None = None
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.length_scale is not None and not 0.1 <= self.length_scale <= 10.0:
+            raise InvalidOptionError(f"length scale must be between 0.1 and 10, got {self.length_scale}")
+        for name in ("noise_scale", "noise_w"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 2.0:
+                raise InvalidOptionError(f"{name} must be between 0 and 2, got {value}")
+
+
+@dataclass
+class SentenceRequest:
+    """One sentence to encode, with its resolved controls and its own random stream."""
+
+    voice: Voice
+    sentence: PhonemizedSentence
+    length_scale: float
+    noise_scale: float
+    noise_w: float
+    speaker_id: int | None
+    generator: torch.Generator
+
+
+@dataclass
+class EncodedSentence:
+    voice: Voice
+    sentence: PhonemizedSentence
+    z_p: torch.Tensor  # (inter_channels, frames) on the voice's device, flow dtype
+    durations: np.ndarray  # frames per phoneme id
+    speaker_id: int | None
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.z_p.shape[-1])
+
+    @property
+    def num_samples(self) -> int:
+        return self.num_frames * self.voice.hop_length
+
+
+@dataclass(frozen=True)
+class DecodeWindow:
+    """Frames ``[start, end)`` of a sentence's audio (``hop_length`` samples per frame)."""
+
+    sentence: EncodedSentence
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class SentenceStart:
+    """Emitted before a sentence's audio: what it says and how long each phoneme id lasts."""
+
+    index: int
+    phonemes: tuple[str, ...]
+    phoneme_ids: tuple[int, ...]
+    phoneme_samples: np.ndarray  # samples per phoneme id, sums to the sentence's sample count
+    start_sample: int  # offset of the sentence in the whole stream
+    num_samples: int
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    samples: np.ndarray  # float32 in [-1, 1] at the voice's sample rate
+    sentence_index: int
+    start_sample: int  # offset in the whole stream
+    last_in_sentence: bool
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Latent frames of context a decode window needs on each side to be exact."""
+
+    flow: int
+    decoder_left: int
+    decoder_right: int
+
+
+def receptive_field(voice: Voice) -> ReceptiveField:
+    left, right = voice.model.dec.receptive_field()
+    return ReceptiveField(flow=voice.model.flow.radius, decoder_left=left, decoder_right=right)
+
+
+def _stack_padded(items: Sequence[torch.Tensor], length: int) -> torch.Tensor:
+    return torch.stack([F.pad(t, (0, length - t.shape[-1])) for t in items])
+
+
+def _length_mask(lengths: Sequence[int], total: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    positions = torch.arange(total, device=device)
+    limits = torch.tensor(list(lengths), device=device)
+    return (positions[None, :] < limits[:, None]).unsqueeze(1).to(dtype)
+
+
+class Engine:
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        if config.threads:
+            torch.set_num_threads(config.threads)  # process-wide: torch has one intra-op pool
+        self._fields: dict[str, ReceptiveField] = {}
+
+    # -- requests -------------------------------------------------------------------------
+
+    def sentence_requests(
+        self, voice: Voice, sentences: Sequence[PhonemizedSentence], options: SynthesisOptions
+    ) -> list[SentenceRequest]:
+        """Resolve controls and give each sentence its random stream (seeded or fresh)."""
+        defaults = voice.info.defaults
+        speaker_id = voice.speaker_id(options.speaker_id)
+        base_seed = options.seed if options.seed is not None else secrets.randbits(62)
+        requests = []
+        for index, sentence in enumerate(sentences):
+            generator = torch.Generator().manual_seed((base_seed * 1_000_003 + index) % (2**63))
+            requests.append(
+                SentenceRequest(
+                    voice=voice,
+                    sentence=sentence,
+                    length_scale=defaults.length_scale if options.length_scale is None else options.length_scale,
+                    noise_scale=defaults.noise_scale if options.noise_scale is None else options.noise_scale,
+                    noise_w=defaults.noise_w if options.noise_w is None else options.noise_w,
+                    speaker_id=speaker_id,
+                    generator=generator,
+                )
+            )
+        return requests
+
+    def receptive_field(self, voice: Voice) -> ReceptiveField:
+        if voice.name not in self._fields:
+            self._fields[voice.name] = receptive_field(voice)
+        return self._fields[voice.name]
+
+    # -- encode step --------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def encode(self, requests: Sequence[SentenceRequest]) -> list[EncodedSentence]:
+        """Encode sentences in padded batches (one per voice); results follow ``requests``' order."""
+        results: dict[int, EncodedSentence] = {}
+        for voice, indices in _group_by_voice([r.voice for r in requests]):
+            batch = [requests[i] for i in indices]
+            for i, encoded in zip(indices, self._encode_batch(voice, batch)):
+                results[i] = encoded
+        return [results[i] for i in range(len(requests))]
+
+    def _encode_batch(self, voice: Voice, batch: Sequence[SentenceRequest]) -> list[EncodedSentence]:
+        device, model = voice.device, voice.model
+        lengths = [len(r.sentence.phoneme_ids) for r in batch]
+        longest = max(lengths)
+        ids = torch.zeros(len(batch), longest, dtype=torch.long)
+        for row, request in enumerate(batch):
+            ids[row, : lengths[row]] = torch.tensor(request.sentence.phoneme_ids)
+        noise_channels = 2 if model.stochastic_durations else 1
+        duration_noise = _stack_padded(
+            [torch.randn(noise_channels, n, generator=r.generator) * r.noise_w for r, n in zip(batch, lengths)], longest
+        )
+        mask = _length_mask(lengths, longest, device, torch.float32)
+        scales = torch.tensor([r.length_scale for r in batch], dtype=torch.float32, device=device)
+        g = self._speakers(voice, [r.speaker_id for r in batch], torch.float32)
+        encoded = model.encode(ids.to(device), mask, duration_noise.to(device), scales, g)
+
+        durations = encoded.durations.cpu()
+        sentences = []
+        for row, request in enumerate(batch):
+            d = durations[row, : lengths[row]]
+            frames = int(d.sum())
+            if frames > 0:
+                index = torch.repeat_interleave(torch.arange(lengths[row]), d).to(device)
+                m, logs = encoded.m[row][:, index], encoded.logs[row][:, index]
+            else:  # VITS still makes one (silent-prior) frame
+                m = logs = torch.zeros(model.inter_channels, 1, device=device)
+            noise = torch.randn(m.shape, generator=request.generator).to(device)
+            z_p = (m + noise * torch.exp(logs) * request.noise_scale).to(voice.dtype)
+            sentences.append(EncodedSentence(voice, request.sentence, z_p, d.numpy().astype(np.int64), request.speaker_id))
+        return sentences
+
+    @staticmethod
+    def _speakers(voice: Voice, speaker_ids: Sequence[int | None], dtype: torch.dtype) -> torch.Tensor | None:
+        if voice.model.emb_g is None:
+            return None
+        ids = torch.tensor([s or 0 for s in speaker_ids], device=voice.device)
+        return voice.model.speaker_embedding(ids).to(dtype)
+
+    # -- decode step --------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def decode(self, windows: Sequence[DecodeWindow]) -> list[np.ndarray]:
+        """Audio (float32) for each window, batching windows of the same voice together."""
+        results: dict[int, np.ndarray] = {}
+        for voice, indices in _group_by_voice([w.sentence.voice for w in windows]):
+            batch = [windows[i] for i in indices]
+            for i, audio in zip(indices, self._decode_batch(voice, batch)):
+                results[i] = audio
+        return [results[i] for i in range(len(windows))]
+
+    def _decode_batch(self, voice: Voice, batch: Sequence[DecodeWindow]) -> list[np.ndarray]:
+        field = self.receptive_field(voice)
+        hop = voice.hop_length
+        spans = []
+        for w in batch:
+            frames = w.sentence.num_frames
+            if not 0 <= w.start < w.end <= frames:
+                raise ValueError(f"window [{w.start}, {w.end}) outside sentence of {frames} frames")
+            dec_lo, dec_hi = max(0, w.start - field.decoder_left), min(frames, w.end + field.decoder_right)
+            flow_lo, flow_hi = max(0, dec_lo - field.flow), min(frames, dec_hi + field.flow)
+            spans.append((dec_lo, dec_hi, flow_lo, flow_hi))
+
+        g = self._speakers(voice, [w.sentence.speaker_id for w in batch], voice.dtype)
+        flow_lengths = [fh - fl for _, _, fl, fh in spans]
+        longest = max(flow_lengths)
+        z_p = _stack_padded([w.sentence.z_p[:, fl:fh] for w, (_, _, fl, fh) in zip(batch, spans)], longest)
+        z = voice.model.flow_reverse(z_p, _length_mask(flow_lengths, longest, voice.device, voice.dtype), g)
+
+        dec_lengths = [dh - dl for dl, dh, _, _ in spans]
+        longest = max(dec_lengths)
+        z_dec = _stack_padded([z[row, :, dl - fl : dh - fl] for row, (dl, dh, fl, _) in enumerate(spans)], longest)
+        uneven = len(set(dec_lengths)) > 1
+        lengths = torch.tensor(dec_lengths, device=voice.device) if uneven else None
+        audio = voice.model.decode(z_dec, lengths, g).float().cpu().numpy()
+        return [
+            np.ascontiguousarray(audio[row, (w.start - dl) * hop : (w.end - dl) * hop])
+            for row, (w, (dl, _, _, _)) in enumerate(zip(batch, spans))
+        ]
+
+    # -- single-request conveniences ----------------------------------------------------
+
+    def stream(self, voice: Voice, text: str, options: SynthesisOptions = SynthesisOptions()) -> Iterator[SentenceStart | AudioChunk]:
+        """Yield each sentence's :class:`SentenceStart`, then its audio chunks as they are decoded."""
+        sentences = voice.phonemizer.sentences(text)
+        offset = 0
+        for index, request in enumerate(self.sentence_requests(voice, sentences, options)):
+            encoded = self.encode([request])[0]
+            yield SentenceStart(
+                index=index,
+                phonemes=encoded.sentence.phonemes,
+                phoneme_ids=encoded.sentence.phoneme_ids,
+                phoneme_samples=encoded.durations * voice.hop_length,
+                start_sample=offset,
+                num_samples=encoded.num_samples,
+            )
+            windows = self.config.chunks.windows(encoded.num_frames)
+            for start, end in windows:
+                (audio,) = self.decode([DecodeWindow(encoded, start, end)])
+                yield AudioChunk(audio, index, offset + start * voice.hop_length, last_in_sentence=end == encoded.num_frames)
+            offset += encoded.num_samples
+
+    def synthesize(self, voice: Voice, text: str, options: SynthesisOptions = SynthesisOptions()) -> np.ndarray:
+        """The whole text's audio, each sentence decoded in one window."""
+        sentences = voice.phonemizer.sentences(text)
+        encoded = self.encode(self.sentence_requests(voice, sentences, options))
+        audio = self.decode([DecodeWindow(e, 0, e.num_frames) for e in encoded])
+        return np.concatenate(audio) if audio else np.zeros(0, dtype=np.float32)
+
+
+def _group_by_voice(voices: Sequence[Voice]) -> list[tuple[Voice, list[int]]]:
+    groups: dict[int, tuple[Voice, list[int]]] = {}
+    for i, voice in enumerate(voices):
+        groups.setdefault(id(voice), (voice, []))[1].append(i)
+    return list(groups.values())

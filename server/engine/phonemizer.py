@@ -1,0 +1,80 @@
+"""Text to phoneme ids exactly as Piper does it.
+
+Piper's own phonemizer (espeak-ng via ``piper-tts``) does the work: the same
+sentence splitting, ``[[ raw phonemes ]]`` blocks, vowel clusters and id map,
+so the model hears what it was trained on. On top of it this module adds what
+a server needs: control characters are removed, text with nothing to speak is
+a clear error, phonemes missing from the voice's id map are reported rather
+than dropped unseen, and overlong sentences are split at word boundaries.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from .errors import InvalidTextError
+
+# C0/C1 control characters except tab/newline/carriage return, which become spaces.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_WHITESPACE_CONTROL = re.compile(r"[\t\r\n]+")
+_WORD_BREAK = " "
+
+
+@dataclass(frozen=True)
+class PhonemizedSentence:
+    phonemes: tuple[str, ...]
+    phoneme_ids: tuple[int, ...]
+    # Phonemes espeak produced that the voice's id map lacks; Piper skips them.
+    unknown_phonemes: tuple[str, ...] = ()
+
+
+class PiperPhonemizer:
+    def __init__(self, voice_config: Mapping[str, Any], max_sentence_phonemes: int) -> None:
+        from piper.config import PiperConfig
+        from piper.voice import PiperVoice
+
+        # PiperVoice's phonemize/phonemes_to_ids need only its config; no ONNX session is made.
+        self._piper = PiperVoice(session=None, config=PiperConfig.from_dict(dict(voice_config)))
+        self._id_map = self._piper.config.phoneme_id_map
+        self._max_phonemes = max_sentence_phonemes
+
+    def sentences(self, text: str) -> list[PhonemizedSentence]:
+        clean = _WHITESPACE_CONTROL.sub(" ", _CONTROL.sub("", text)).strip()
+        if not clean:
+            raise InvalidTextError("text is empty (or only whitespace and control characters)")
+        result: list[PhonemizedSentence] = []
+        for phonemes in self._piper.phonemize(clean):
+            if not any(p in self._id_map and p != _WORD_BREAK for p in phonemes):
+                continue
+            for piece in self._split_long(phonemes):
+                result.append(self._to_ids(piece))
+        if not result:
+            raise InvalidTextError(f"text has nothing to speak (no pronounceable words): {clean[:80]!r}")
+        return result
+
+    def _to_ids(self, phonemes: list[str]) -> PhonemizedSentence:
+        unknown = tuple(sorted({p for p in phonemes if p not in self._id_map}))
+        ids = self._piper.phonemes_to_ids(phonemes) if not unknown else self._known_ids(phonemes)
+        return PhonemizedSentence(tuple(phonemes), tuple(ids), unknown)
+
+    def _known_ids(self, phonemes: list[str]) -> list[int]:
+        # Same result as piper's phonemes_to_ids, without its per-phoneme warning spam.
+        return self._piper.phonemes_to_ids([p for p in phonemes if p in self._id_map])
+
+    def _split_long(self, phonemes: list[str]) -> list[list[str]]:
+        """Pieces whose id count (about two per phoneme) stays under the limit, cut after spaces."""
+        limit = max(1, (self._max_phonemes - 3) // 2)
+        if len(phonemes) <= limit:
+            return [phonemes]
+        pieces: list[list[str]] = []
+        start = 0
+        while len(phonemes) - start > limit:
+            window = phonemes[start : start + limit]
+            cut = max((i for i, p in enumerate(window) if p == _WORD_BREAK), default=-1)
+            end = start + (cut + 1 if cut > 0 else limit)
+            pieces.append(phonemes[start:end])
+            start = end
+        pieces.append(phonemes[start:])
+        return [p for p in pieces if any(ph != _WORD_BREAK for ph in p)]

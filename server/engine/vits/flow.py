@@ -1,0 +1,47 @@
+"""The residual coupling flow (``flow``), run in reverse to turn prior samples into latents."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .architecture import Architecture, ArchitectureError
+from .layers import WaveNet
+
+
+class ResidualCouplingLayer(nn.Module):
+    """Mean-only affine coupling: one half of the channels shifts the other."""
+
+    def __init__(self, arch: Architecture, path: str) -> None:
+        super().__init__()
+        self.pre = arch.conv(f"{path}.pre").build()
+        self.enc = WaveNet(arch, f"{path}.enc")
+        self.post = arch.conv(f"{path}.post").build()
+        self.half_channels = self.pre.in_channels
+
+    def reverse(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
+        x0, x1 = torch.split(x, [self.half_channels, self.half_channels], dim=1)
+        h = self.enc(self.pre(x0) * mask, mask, g=g)
+        mean = self.post(h) * mask
+        return torch.cat([x0, (x1 - mean) * mask], dim=1)
+
+
+class ResidualCouplingFlow(nn.Module):
+    def __init__(self, arch: Architecture) -> None:
+        super().__init__()
+        # Coupling layers sit at even indices; the odd ones are parameter-free Flips.
+        self.layer_ids = arch.indices("flow.flows")
+        if not self.layer_ids:
+            raise ArchitectureError("no coupling layers found under 'flow.flows'")
+        self.flows = nn.ModuleDict({str(i): ResidualCouplingLayer(arch, f"flow.flows.{i}") for i in self.layer_ids})
+
+    @property
+    def radius(self) -> int:
+        """Latent frames of context each side that one output frame depends on."""
+        return sum(layer.enc.radius for layer in self.flows.values())
+
+    def reverse(self, z: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+        for i in reversed(self.layer_ids):
+            z = torch.flip(z, [1])
+            z = self.flows[str(i)].reverse(z, mask, g)
+        return z

@@ -1,0 +1,126 @@
+"""HiFi-GAN generator (``dec``): latent frames to waveform samples.
+
+Batching windows of different lengths needs care: the convolutions have no
+mask in VITS, so a right-padded item would see its neighbours' padding instead
+of the zeros a lone item sees at its end. The generator therefore takes each
+item's valid length and zeroes every convolution's input past it, which makes
+a padded batch compute exactly what each item computes alone.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .architecture import Architecture, ArchitectureError
+
+LRELU_SLOPE = 0.1
+
+
+def _length_mask(lengths: torch.Tensor | None, total: int, scale: int) -> torch.Tensor | None:
+    if lengths is None:
+        return None
+    positions = torch.arange(total, device=lengths.device)
+    return (positions[None, :] < (lengths[:, None] * scale)).unsqueeze(1)
+
+
+def _masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return x if mask is None else x * mask
+
+
+class ResBlock(nn.Module):
+    """HiFi-GAN residual block; each chain of convs is added back to ``x`` in turn.
+
+    Piper's resblock "2" has one conv per chain (``convs.j``); resblock "1" has two
+    (``convs1.j`` then ``convs2.j``). Parameter names follow VITS so weights load by name.
+    """
+
+    def __init__(self, arch: Architecture, path: str) -> None:
+        super().__init__()
+        if arch.indices(f"{path}.convs1"):  # resblock "1"
+            ids = arch.indices(f"{path}.convs1")
+            self.convs1 = nn.ModuleList(arch.conv(f"{path}.convs1.{i}").build() for i in ids)
+            self.convs2 = nn.ModuleList(arch.conv(f"{path}.convs2.{i}").build() for i in ids)
+            self.chains = [tuple(pair) for pair in zip(self.convs1, self.convs2)]
+        else:  # resblock "2"
+            self.convs = nn.ModuleList(arch.conv(f"{path}.convs.{i}").build() for i in arch.indices(f"{path}.convs"))
+            self.chains = [(conv,) for conv in self.convs]
+        if not self.chains:
+            raise ArchitectureError(f"residual block '{path}' has no convolutions")
+
+    @property
+    def radius(self) -> int:
+        return sum(_conv_radius(conv) for chain in self.chains for conv in chain)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        for chain in self.chains:
+            xt = x
+            for conv in chain:
+                xt = conv(_masked(F.leaky_relu(xt, LRELU_SLOPE), mask))
+            x = xt + x
+        return x
+
+
+class Generator(nn.Module):
+    def __init__(self, arch: Architecture) -> None:
+        super().__init__()
+        self.conv_pre = arch.conv("dec.conv_pre").build()
+        up_ids = arch.indices("dec.ups")
+        self.ups = nn.ModuleList(arch.conv(f"dec.ups.{i}").build() for i in up_ids)
+        block_ids = arch.indices("dec.resblocks")
+        if not up_ids or len(block_ids) % len(up_ids):
+            raise ArchitectureError("decoder upsampling and residual blocks do not match")
+        self.resblocks = nn.ModuleList(ResBlock(arch, f"dec.resblocks.{i}") for i in block_ids)
+        self.blocks_per_stage = len(block_ids) // len(up_ids)
+        self.conv_post = arch.conv("dec.conv_post").build()
+        self.cond = arch.conv("dec.cond").build() if arch.has_conv("dec.cond") else None
+        self.hop_length = 1
+        for up in self.ups:
+            self.hop_length *= up.stride[0]
+
+    def forward(self, z: torch.Tensor, lengths: torch.Tensor | None = None, g: torch.Tensor | None = None) -> torch.Tensor:
+        """Audio ``(batch, samples)`` for latents ``(batch, channels, frames)``.
+
+        ``lengths`` (frames per item) is needed only when items are right-padded.
+        """
+        frames = z.shape[-1]
+        scale = 1
+        x = self.conv_pre(_masked(z, _length_mask(lengths, frames, 1)))
+        if g is not None and self.cond is not None:
+            x = x + self.cond(g)
+        for stage, up in enumerate(self.ups):
+            x = F.leaky_relu(x, LRELU_SLOPE)
+            x = up(_masked(x, _length_mask(lengths, x.shape[-1], scale)))
+            scale *= up.stride[0]
+            mask = _length_mask(lengths, x.shape[-1], scale)
+            blocks = self.resblocks[stage * self.blocks_per_stage : (stage + 1) * self.blocks_per_stage]
+            x = sum(block(x, mask) for block in blocks) / self.blocks_per_stage
+        x = F.leaky_relu(x)  # default slope 0.01 here, as in VITS
+        x = self.conv_post(_masked(x, _length_mask(lengths, x.shape[-1], scale)))
+        return torch.tanh(x)[:, 0]
+
+    def receptive_field(self) -> tuple[int, int]:
+        """Latent frames of left and right context that any output sample of a frame needs.
+
+        Worked out backwards from the output by interval arithmetic over every layer,
+        for all samples of one frame (so every upsampling phase is covered).
+        """
+        frame = 10_000  # far from the edges; the result is shift-invariant per frame
+        lo, hi = frame * self.hop_length, (frame + 1) * self.hop_length - 1
+        lo, hi = lo - _conv_radius(self.conv_post), hi + _conv_radius(self.conv_post)
+        for stage in reversed(range(len(self.ups))):
+            blocks = self.resblocks[stage * self.blocks_per_stage : (stage + 1) * self.blocks_per_stage]
+            reach = max(block.radius for block in blocks)
+            lo, hi = lo - reach, hi + reach
+            up = self.ups[stage]
+            stride, kernel, pad = up.stride[0], up.kernel_size[0], up.padding[0]
+            # Output n of a transposed conv reads inputs i with 0 <= n + pad - i * stride < kernel.
+            lo = -((-(lo + pad - kernel + 1)) // stride)
+            hi = (hi + pad) // stride
+        lo, hi = lo - _conv_radius(self.conv_pre), hi + _conv_radius(self.conv_pre)
+        return frame - lo, hi - frame
+
+
+def _conv_radius(conv: nn.Module) -> int:
+    return conv.dilation[0] * (conv.kernel_size[0] - 1) // 2

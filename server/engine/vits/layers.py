@@ -1,0 +1,86 @@
+"""Layers shared by several VITS parts: channel layer norm, WaveNet, dilated depth-separable conv."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .architecture import Architecture
+
+
+class ChannelLayerNorm(nn.Module):
+    """Layer norm over the channel axis of a ``(batch, channels, time)`` tensor."""
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.gamma = nn.Parameter(torch.ones(channels))
+        self.beta = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.layer_norm(x.transpose(1, -1), self.gamma.shape, self.gamma, self.beta, self.eps)
+        return x.transpose(1, -1)
+
+
+def conditioning(arch: Architecture, path: str) -> nn.Module | None:
+    """The speaker-conditioning 1x1 conv at ``path`` if the voice has one (multi-speaker voices)."""
+    return arch.conv(path).build() if arch.has_conv(path) else None
+
+
+class WaveNet(nn.Module):
+    """Gated non-causal WaveNet stack (VITS ``WN``) used inside the coupling flow."""
+
+    def __init__(self, arch: Architecture, path: str) -> None:
+        super().__init__()
+        layer_ids = arch.indices(f"{path}.in_layers")
+        self.in_layers = nn.ModuleList(arch.conv(f"{path}.in_layers.{i}").build() for i in layer_ids)
+        self.res_skip_layers = nn.ModuleList(
+            arch.conv(f"{path}.res_skip_layers.{i}").build() for i in layer_ids
+        )
+        self.hidden = self.in_layers[0].in_channels
+        self.cond_layer = conditioning(arch, f"{path}.cond_layer")
+
+    @property
+    def radius(self) -> int:
+        return sum(conv.dilation[0] * (conv.kernel_size[0] - 1) // 2 for conv in self.in_layers)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+        hidden = self.hidden
+        output = torch.zeros_like(x)
+        cond = self.cond_layer(g) if (g is not None and self.cond_layer is not None) else None
+        last = len(self.in_layers) - 1
+        for i, (in_layer, res_skip_layer) in enumerate(zip(self.in_layers, self.res_skip_layers)):
+            x_in = in_layer(x)
+            if cond is not None:
+                x_in = x_in + cond[:, i * 2 * hidden : (i + 1) * 2 * hidden]
+            acts = torch.tanh(x_in[:, :hidden]) * torch.sigmoid(x_in[:, hidden:])
+            res_skip = res_skip_layer(acts)
+            if i < last:
+                x = (x + res_skip[:, :hidden]) * mask
+                output = output + res_skip[:, hidden:]
+            else:
+                output = output + res_skip
+        return output * mask
+
+
+class DilatedDepthSeparableConv(nn.Module):
+    """VITS ``DDSConv``: depth-wise dilated convs with 1x1 mixing, used by the duration predictor."""
+
+    def __init__(self, arch: Architecture, path: str) -> None:
+        super().__init__()
+        layer_ids = arch.indices(f"{path}.convs_sep")
+        channels = arch.conv(f"{path}.convs_sep.0").out_channels
+        self.convs_sep = nn.ModuleList(arch.conv(f"{path}.convs_sep.{i}").build() for i in layer_ids)
+        self.convs_1x1 = nn.ModuleList(arch.conv(f"{path}.convs_1x1.{i}").build() for i in layer_ids)
+        self.norms_1 = nn.ModuleList(ChannelLayerNorm(channels) for _ in layer_ids)
+        self.norms_2 = nn.ModuleList(ChannelLayerNorm(channels) for _ in layer_ids)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+        if g is not None:
+            x = x + g
+        for conv_sep, conv_1x1, norm_1, norm_2 in zip(self.convs_sep, self.convs_1x1, self.norms_1, self.norms_2):
+            y = F.gelu(norm_1(conv_sep(x * mask)))
+            y = F.gelu(norm_2(conv_1x1(y)))
+            x = x + y
+        return x * mask

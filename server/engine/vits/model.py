@@ -1,0 +1,89 @@
+"""VITS inference split into the stages the streaming engine schedules separately.
+
+``encode`` runs once per sentence (text encoder + duration predictor) and gives
+per-phoneme priors and integer frame durations. ``flow`` and ``decode`` run per
+window of latent frames, so audio can be produced while later frames are still
+to come.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .architecture import Architecture, ArchitectureError
+from .duration import StochasticDurationPredictor, build_duration_predictor
+from .flow import ResidualCouplingFlow
+from .generator import Generator
+from .text_encoder import TextEncoder
+
+
+@dataclass(frozen=True)
+class EncodedBatch:
+    """Per-phoneme priors and durations for a padded batch of sentences."""
+
+    m: torch.Tensor  # (batch, inter_channels, phonemes)
+    logs: torch.Tensor  # (batch, inter_channels, phonemes)
+    durations: torch.Tensor  # (batch, phonemes), int64 frames (0 on padding)
+
+
+class VitsModel(nn.Module):
+    def __init__(self, arch: Architecture) -> None:
+        super().__init__()
+        self.enc_p = TextEncoder(arch)
+        self.dp = build_duration_predictor(arch)
+        self.flow = ResidualCouplingFlow(arch)
+        self.dec = Generator(arch)
+        self.emb_g = nn.Embedding(*arch.shape("emb_g.weight")) if arch.has("emb_g.weight") else None
+        self.inter_channels = self.enc_p.inter_channels
+        if self.flow.flows[str(self.flow.layer_ids[0])].half_channels * 2 != self.inter_channels:
+            raise ArchitectureError("flow channels do not match the text encoder's output")
+
+    @property
+    def num_vocab(self) -> int:
+        return self.enc_p.emb.num_embeddings
+
+    @property
+    def num_speakers(self) -> int:
+        return self.emb_g.num_embeddings if self.emb_g is not None else 1
+
+    @property
+    def hop_length(self) -> int:
+        return self.dec.hop_length
+
+    @property
+    def stochastic_durations(self) -> bool:
+        return isinstance(self.dp, StochasticDurationPredictor)
+
+    def speaker_embedding(self, speaker_ids: torch.Tensor) -> torch.Tensor | None:
+        """Conditioning ``(batch, gin, 1)`` for multi-speaker voices, else ``None``."""
+        if self.emb_g is None:
+            return None
+        return self.emb_g(speaker_ids).unsqueeze(-1)
+
+    def encode(
+        self,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        duration_noise: torch.Tensor,
+        length_scales: torch.Tensor,
+        g: torch.Tensor | None = None,
+    ) -> EncodedBatch:
+        """Text encoder and duration predictor for padded ``ids (batch, phonemes)``.
+
+        ``mask`` is ``(batch, 1, phonemes)``; ``duration_noise`` is already scaled by
+        each sentence's noise width (zeros for the plain predictor).
+        """
+        x, m, logs = self.enc_p(ids, mask)
+        logw = self.dp(x, mask, duration_noise, g=g)
+        widths = torch.exp(logw) * mask * length_scales[:, None, None]
+        durations = torch.ceil(widths)[:, 0].long()
+        return EncodedBatch(m=m, logs=logs, durations=durations)
+
+    def flow_reverse(self, z_p: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+        return self.flow.reverse(z_p, mask, g)
+
+    def decode(self, z: torch.Tensor, lengths: torch.Tensor | None = None, g: torch.Tensor | None = None) -> torch.Tensor:
+        return self.dec(z, lengths, g)

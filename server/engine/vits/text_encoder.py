@@ -1,0 +1,132 @@
+"""Text encoder: phoneme embedding + transformer with windowed relative-position attention."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .architecture import Architecture, ArchitectureError
+from .layers import ChannelLayerNorm
+
+# Masked attention logits get this value (as in VITS) rather than -inf, so a
+# fully padded query row stays finite; its output is masked away afterwards.
+_MASKED_LOGIT = -1e4
+
+
+class RelativeAttention(nn.Module):
+    """Multi-head self-attention with learned relative-position keys and values.
+
+    Positions further apart than ``window`` get no relative term, as in VITS.
+    """
+
+    def __init__(self, arch: Architecture, path: str) -> None:
+        super().__init__()
+        self.conv_q = arch.conv(f"{path}.conv_q").build()
+        self.conv_k = arch.conv(f"{path}.conv_k").build()
+        self.conv_v = arch.conv(f"{path}.conv_v").build()
+        self.conv_o = arch.conv(f"{path}.conv_o").build()
+        rel_shape = arch.shape(f"{path}.emb_rel_k")  # (1, 2 * window + 1, head_channels)
+        self.emb_rel_k = nn.Parameter(torch.zeros(rel_shape))
+        self.emb_rel_v = nn.Parameter(torch.zeros(arch.shape(f"{path}.emb_rel_v")))
+        self.head_channels = rel_shape[2]
+        self.n_heads = self.conv_q.out_channels // self.head_channels
+        self.window = (rel_shape[1] - 1) // 2
+
+    def _band_index(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``index[i, j] = j - i + window`` clamped into the embedding table, and where it is valid."""
+        pos = torch.arange(length, device=device)
+        rel = pos[None, :] - pos[:, None]
+        valid = rel.abs() <= self.window
+        return (rel + self.window).clamp(0, 2 * self.window), valid
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        batch, channels, length = x.shape
+        heads, head_channels = self.n_heads, self.head_channels
+
+        def split_heads(t: torch.Tensor) -> torch.Tensor:
+            return t.view(batch, heads, head_channels, length).transpose(2, 3)
+
+        query = split_heads(self.conv_q(x)) / math.sqrt(head_channels)
+        key = split_heads(self.conv_k(x))
+        value = split_heads(self.conv_v(x))
+
+        index, valid = self._band_index(length, x.device)
+        scores = query @ key.transpose(-2, -1)
+        rel_logits = query @ self.emb_rel_k[0].transpose(0, 1)  # (b, h, t, 2w+1)
+        scores = scores + rel_logits.gather(-1, index.expand(batch, heads, length, length)) * valid
+        scores = scores.masked_fill(~attn_mask, _MASKED_LOGIT)
+        weights = torch.softmax(scores, dim=-1)
+
+        output = weights @ value
+        # Weight of each relative offset r for query i: weights[i, i + r - window].
+        padded = F.pad(weights, (self.window, self.window))
+        offsets = torch.arange(length, device=x.device)[:, None] + torch.arange(2 * self.window + 1, device=x.device)
+        rel_weights = padded.gather(-1, offsets.expand(batch, heads, length, 2 * self.window + 1))
+        output = output + rel_weights @ self.emb_rel_v[0]
+
+        output = output.transpose(2, 3).reshape(batch, channels, length)
+        return self.conv_o(output)
+
+
+class FeedForward(nn.Module):
+    """Two 'same'-padded convolutions with a ReLU between them, masked at each input."""
+
+    def __init__(self, arch: Architecture, path: str) -> None:
+        super().__init__()
+        self.conv_1 = arch.conv(f"{path}.conv_1").build()
+        self.conv_2 = arch.conv(f"{path}.conv_2").build()
+        kernel = self.conv_1.kernel_size[0]
+        self.pad = ((kernel - 1) // 2, kernel // 2)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv_1(F.pad(x * mask, self.pad)))
+        x = self.conv_2(F.pad(x * mask, self.pad))
+        return x * mask
+
+
+class RelativeTransformer(nn.Module):
+    """VITS ``attentions.Encoder``: post-norm transformer blocks over masked sequences."""
+
+    def __init__(self, arch: Architecture, path: str, channels: int) -> None:
+        super().__init__()
+        layer_ids = arch.indices(f"{path}.attn_layers")
+        if not layer_ids:
+            raise ArchitectureError(f"no attention layers under '{path}'")
+        self.attn_layers = nn.ModuleList(RelativeAttention(arch, f"{path}.attn_layers.{i}") for i in layer_ids)
+        self.ffn_layers = nn.ModuleList(FeedForward(arch, f"{path}.ffn_layers.{i}") for i in layer_ids)
+        self.norm_layers_1 = nn.ModuleList(ChannelLayerNorm(channels) for _ in layer_ids)
+        self.norm_layers_2 = nn.ModuleList(ChannelLayerNorm(channels) for _ in layer_ids)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        attn_mask = (mask.unsqueeze(2) * mask.unsqueeze(-1)).bool()
+        x = x * mask
+        for attn, norm_1, ffn, norm_2 in zip(self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2):
+            x = norm_1(x + attn(x, attn_mask))
+            x = norm_2(x + ffn(x, mask))
+        return x * mask
+
+
+class TextEncoder(nn.Module):
+    """``enc_p``: phoneme ids to per-phoneme prior mean and log-scale."""
+
+    def __init__(self, arch: Architecture) -> None:
+        super().__init__()
+        vocab, hidden = arch.shape("enc_p.emb.weight")
+        self.emb = nn.Embedding(vocab, hidden)
+        self.embed_scale = math.sqrt(hidden)
+        self.encoder = RelativeTransformer(arch, "enc_p.encoder", hidden)
+        self.proj = arch.conv("enc_p.proj").build()
+        self.inter_channels = self.proj.out_channels // 2
+
+    def forward(
+        self, ids: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return hidden states ``x``, prior mean ``m`` and log-scale ``logs`` (all masked)."""
+        x = (self.emb(ids) * self.embed_scale).transpose(1, 2)
+        x = self.encoder(x, mask)
+        stats = self.proj(x) * mask
+        m, logs = torch.split(stats, self.inter_channels, dim=1)
+        return x, m, logs
