@@ -121,6 +121,29 @@ def receptive_field(voice: Voice) -> ReceptiveField:
     return ReceptiveField(flow=voice.model.flow.radius, decoder_left=left, decoder_right=right)
 
 
+# Lengths are rounded up to these multiples. oneDNN builds a convolution kernel per
+# input shape (about as costly as running it on a short window); rounding makes
+# shapes repeat across sentences and windows so those kernels are reused.
+ID_BUCKET = 16
+FRAME_BUCKET = 8
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def _widen(lo: int, hi: int, frames: int, multiple: int) -> tuple[int, int]:
+    """Grow ``[lo, hi)`` towards a multiple of ``multiple`` with real frames, right side first.
+
+    Extra context never changes the exact core of a window; where the sentence is
+    too short the batch is padded (and masked) instead.
+    """
+    extra = _round_up(hi - lo, multiple) - (hi - lo)
+    right = min(extra, frames - hi)
+    left = min(extra - right, lo)
+    return lo - left, hi + right
+
+
 def _stack_padded(items: Sequence[torch.Tensor], length: int) -> torch.Tensor:
     return torch.stack([F.pad(t, (0, length - t.shape[-1])) for t in items])
 
@@ -183,7 +206,7 @@ class Engine:
     def _encode_batch(self, voice: Voice, batch: Sequence[SentenceRequest]) -> list[EncodedSentence]:
         device, model = voice.device, voice.model
         lengths = [len(r.sentence.phoneme_ids) for r in batch]
-        longest = max(lengths)
+        longest = _round_up(max(lengths), ID_BUCKET)
         ids = torch.zeros(len(batch), longest, dtype=torch.long)
         for row, request in enumerate(batch):
             ids[row, : lengths[row]] = torch.tensor(request.sentence.phoneme_ids)
@@ -238,26 +261,33 @@ class Engine:
             frames = w.sentence.num_frames
             if not 0 <= w.start < w.end <= frames:
                 raise ValueError(f"window [{w.start}, {w.end}) outside sentence of {frames} frames")
-            dec_lo, dec_hi = max(0, w.start - field.decoder_left), min(frames, w.end + field.decoder_right)
-            flow_lo, flow_hi = max(0, dec_lo - field.flow), min(frames, dec_hi + field.flow)
+            dec_lo, dec_hi = _widen(
+                max(0, w.start - field.decoder_left), min(frames, w.end + field.decoder_right), frames, FRAME_BUCKET
+            )
+            flow_lo, flow_hi = _widen(max(0, dec_lo - field.flow), min(frames, dec_hi + field.flow), frames, FRAME_BUCKET)
             spans.append((dec_lo, dec_hi, flow_lo, flow_hi))
 
         g = self._speakers(voice, [w.sentence.speaker_id for w in batch], voice.dtype)
         flow_lengths = [fh - fl for _, _, fl, fh in spans]
-        longest = max(flow_lengths)
+        longest = _round_up(max(flow_lengths), FRAME_BUCKET)
         z_p = _stack_padded([w.sentence.z_p[:, fl:fh] for w, (_, _, fl, fh) in zip(batch, spans)], longest)
         z = voice.model.flow_reverse(z_p, _length_mask(flow_lengths, longest, voice.device, voice.dtype), g)
 
         dec_lengths = [dh - dl for dl, dh, _, _ in spans]
-        longest = max(dec_lengths)
+        longest = _round_up(max(dec_lengths), FRAME_BUCKET)
         z_dec = _stack_padded([z[row, :, dl - fl : dh - fl] for row, (dl, dh, fl, _) in enumerate(spans)], longest)
-        uneven = len(set(dec_lengths)) > 1
-        lengths = torch.tensor(dec_lengths, device=voice.device) if uneven else None
+        padded = any(n != longest for n in dec_lengths)
+        lengths = torch.tensor(dec_lengths, device=voice.device) if padded else None
         audio = voice.model.decode(z_dec, lengths, g).float().cpu().numpy()
         return [
             np.ascontiguousarray(audio[row, (w.start - dl) * hop : (w.end - dl) * hop])
             for row, (w, (dl, _, _, _)) in enumerate(zip(batch, spans))
         ]
+
+    def warm_up(self, voice: Voice) -> None:
+        """One real synthesis, so the first request does not pay for kernel selection."""
+        for _ in self.stream(voice, "Warming up the voice so the first caller hears it at once.", SynthesisOptions(seed=0)):
+            pass
 
     # -- single-request conveniences ----------------------------------------------------
 

@@ -12,7 +12,23 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
+import torch
 from torch import nn
+
+
+class PointwiseConv1d(nn.Conv1d):
+    """A 1x1 convolution computed as a batched matrix product.
+
+    Same parameters (and names) as ``nn.Conv1d``; on the CPU torch sends 1x1
+    convs through im2col + GEMM, which is about 3x slower than one ``baddbmm``
+    for a thousand frames.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight[:, :, 0].expand(x.shape[0], -1, -1)
+        if self.bias is None:
+            return torch.bmm(weight, x)
+        return torch.baddbmm(self.bias[None, :, None], weight, x)
 
 
 class ArchitectureError(ValueError):
@@ -34,7 +50,12 @@ class ConvSpec:
     bias: bool = True
 
     def build(self) -> nn.Module:
-        cls = nn.ConvTranspose1d if self.transposed else nn.Conv1d
+        if self.transposed:
+            cls = nn.ConvTranspose1d
+        elif self.kernel_size == 1 and self.groups == 1 and self.padding == 0:
+            cls = PointwiseConv1d
+        else:
+            cls = nn.Conv1d
         return cls(
             self.in_channels,
             self.out_channels,

@@ -19,7 +19,9 @@ _MASKED_LOGIT = -1e4
 class RelativeAttention(nn.Module):
     """Multi-head self-attention with learned relative-position keys and values.
 
-    Positions further apart than ``window`` get no relative term, as in VITS.
+    Positions further apart than ``window`` get no relative term, as in VITS. The
+    relative terms touch only the ``2 * window + 1`` diagonals around the main one,
+    so they are added diagonal by diagonal instead of through ``T x T`` gathers.
     """
 
     def __init__(self, arch: Architecture, path: str) -> None:
@@ -35,36 +37,39 @@ class RelativeAttention(nn.Module):
         self.n_heads = self.conv_q.out_channels // self.head_channels
         self.window = (rel_shape[1] - 1) // 2
 
-    def _band_index(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """``index[i, j] = j - i + window`` clamped into the embedding table, and where it is valid."""
-        pos = torch.arange(length, device=device)
-        rel = pos[None, :] - pos[:, None]
-        valid = rel.abs() <= self.window
-        return (rel + self.window).clamp(0, 2 * self.window), valid
+    def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Query, key and value projections in one matrix product (they read the same input)."""
+        weight = torch.cat([self.conv_q.weight, self.conv_k.weight, self.conv_v.weight])[:, :, 0]
+        bias = torch.cat([self.conv_q.bias, self.conv_k.bias, self.conv_v.bias])
+        qkv = torch.baddbmm(bias[None, :, None], weight.expand(x.shape[0], -1, -1), x)
+        return torch.split(qkv, self.conv_q.out_channels, dim=1)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        """``attn_mask`` is ``(batch, 1, T, T)`` boolean, or ``None`` when nothing is padded."""
         batch, channels, length = x.shape
-        heads, head_channels = self.n_heads, self.head_channels
+        heads, head_channels, window = self.n_heads, self.head_channels, self.window
 
         def split_heads(t: torch.Tensor) -> torch.Tensor:
-            return t.view(batch, heads, head_channels, length).transpose(2, 3)
+            return t.reshape(batch, heads, head_channels, length).transpose(2, 3)
 
-        query = split_heads(self.conv_q(x)) / math.sqrt(head_channels)
-        key = split_heads(self.conv_k(x))
-        value = split_heads(self.conv_v(x))
+        query, key, value = (split_heads(t) for t in self._qkv(x))
+        query = query / math.sqrt(head_channels)
 
-        index, valid = self._band_index(length, x.device)
-        scores = query @ key.transpose(-2, -1)
+        scores = query @ key.transpose(-2, -1)  # (b, h, t, t)
         rel_logits = query @ self.emb_rel_k[0].transpose(0, 1)  # (b, h, t, 2w+1)
-        scores = scores + rel_logits.gather(-1, index.expand(batch, heads, length, length)) * valid
-        scores = scores.masked_fill(~attn_mask, _MASKED_LOGIT)
+        for r in range(max(-window, 1 - length), min(window, length - 1) + 1):
+            # Query i, key i + r: diagonal r of the scores holds rows max(0, -r) ...
+            rows = slice(max(0, -r), length - max(0, r))
+            scores.diagonal(offset=r, dim1=-2, dim2=-1).add_(rel_logits[:, :, rows, r + window])
+        if attn_mask is not None:
+            scores.masked_fill_(~attn_mask, _MASKED_LOGIT)
         weights = torch.softmax(scores, dim=-1)
 
         output = weights @ value
-        # Weight of each relative offset r for query i: weights[i, i + r - window].
-        padded = F.pad(weights, (self.window, self.window))
-        offsets = torch.arange(length, device=x.device)[:, None] + torch.arange(2 * self.window + 1, device=x.device)
-        rel_weights = padded.gather(-1, offsets.expand(batch, heads, length, 2 * self.window + 1))
+        rel_weights = weights.new_zeros(batch, heads, length, 2 * window + 1)
+        for r in range(max(-window, 1 - length), min(window, length - 1) + 1):
+            rows = slice(max(0, -r), length - max(0, r))
+            rel_weights[:, :, rows, r + window] = weights.diagonal(offset=r, dim1=-2, dim2=-1)
         output = output + rel_weights @ self.emb_rel_v[0]
 
         output = output.transpose(2, 3).reshape(batch, channels, length)
@@ -101,7 +106,8 @@ class RelativeTransformer(nn.Module):
         self.norm_layers_2 = nn.ModuleList(ChannelLayerNorm(channels) for _ in layer_ids)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        attn_mask = (mask.unsqueeze(2) * mask.unsqueeze(-1)).bool()
+        padded = not bool(mask.all())
+        attn_mask = (mask.unsqueeze(2) * mask.unsqueeze(-1)).bool() if padded else None
         x = x * mask
         for attn, norm_1, ffn, norm_2 in zip(self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2):
             x = norm_1(x + attn(x, attn_mask))

@@ -1,0 +1,159 @@
+"""Engine benchmark: first-audio time and real-time factor, Syrinx vs piper-tts (onnxruntime).
+
+Runs both on the same machine, texts and settings in one process, interleaved
+repetition by repetition so machine noise hits all of them alike, and prints
+medians. Not a test: it asserts nothing and only reports.
+
+    python -m bench.engine_bench --repeats 9 [--device cuda] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+
+from syrinx.server.engine import (
+    AudioChunk,
+    ChunkPolicy,
+    Engine,
+    EngineConfig,
+    SynthesisOptions,
+    default_voice_files,
+    load_voice,
+)
+
+TEXTS = {
+    "short": "Hello there.",
+    "medium": "Your table for two is booked for seven tonight.",
+    "long": (
+        "If you would like to change your reservation, move it to another day, add more guests "
+        "or ask about our seasonal tasting menu, just tell me what you need and I will take care of it for you right away."
+    ),
+}
+
+
+@dataclass
+class Run:
+    first_audio_s: float
+    total_s: float
+    audio_s: float
+
+
+def _piper_run(piper_voice, syn_config, text: str) -> Run:
+    started = time.perf_counter()
+    samples = 0
+    first = None
+    for chunk in piper_voice.synthesize(text, syn_config=syn_config):
+        if first is None:
+            first = time.perf_counter() - started
+        samples += len(chunk.audio_float_array)
+    return Run(first, time.perf_counter() - started, samples / piper_voice.config.sample_rate)
+
+
+def _stream_run(engine: Engine, voice, text: str, options: SynthesisOptions) -> Run:
+    started = time.perf_counter()
+    samples = 0
+    first = None
+    for event in engine.stream(voice, text, options):
+        if isinstance(event, AudioChunk):
+            if first is None:
+                first = time.perf_counter() - started
+            samples += len(event.samples)
+    return Run(first, time.perf_counter() - started, samples / voice.info.sample_rate)
+
+
+def _whole_run(engine: Engine, voice, text: str, options: SynthesisOptions) -> Run:
+    started = time.perf_counter()
+    audio = engine.synthesize(voice, text, options)
+    elapsed = time.perf_counter() - started
+    return Run(elapsed, elapsed, len(audio) / voice.info.sample_rate)
+
+
+def machine() -> str:
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{cpu}, {os.cpu_count()} cores{gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--first-chunk-frames", type=int, default=ChunkPolicy().first_frames)
+    parser.add_argument("--no-piper", action="store_true", help="skip the onnxruntime baseline")
+    parser.add_argument("--json", help="also write the medians here")
+    args = parser.parse_args()
+
+    config = EngineConfig(
+        device=args.device,
+        dtype=args.dtype,
+        threads=args.threads,
+        chunks=ChunkPolicy(first_frames=args.first_chunk_frames),
+    )
+    engine = Engine(config)
+    voice = load_voice(default_voice_files(), config)
+    options = SynthesisOptions(seed=1)
+
+    contenders = {
+        "syrinx stream": lambda text: _stream_run(engine, voice, text, options),
+        "syrinx whole": lambda text: _whole_run(engine, voice, text, options),
+    }
+    if not args.no_piper:
+        from piper import PiperVoice
+        from piper.config import SynthesisConfig
+
+        piper_voice = PiperVoice.load(voice.info.model_path, use_cuda=args.device.startswith("cuda"))
+        # Same noise settings as ours; peak normalisation off, as a stream cannot do it.
+        syn = SynthesisConfig(normalize_audio=False)
+        contenders["piper-tts (onnxruntime)"] = lambda text: _piper_run(piper_voice, syn, text)
+
+    for run in contenders.values():  # warm-up: first calls allocate and pick kernels
+        for text in TEXTS.values():
+            run(text)
+
+    runs: dict[tuple[str, str], list[Run]] = {(c, t): [] for c in contenders for t in TEXTS}
+    for _ in range(args.repeats):
+        for text_name, text in TEXTS.items():
+            for name, run in contenders.items():
+                runs[(name, text_name)].append(run(text))
+
+    print(f"machine: {machine()}")
+    print(f"voice: {voice.name}, {args.device} {args.dtype}, first chunk {config.chunks.first_frames} frames, median of {args.repeats}")
+    header = f"{'engine':<26}{'text':<8}{'audio s':>8}{'first audio ms':>16}{'total ms':>10}{'RTF':>8}"
+    print(header)
+    print("-" * len(header))
+    summary = []
+    for (name, text_name), items in runs.items():
+        first = statistics.median(r.first_audio_s for r in items) * 1e3
+        total = statistics.median(r.total_s for r in items) * 1e3
+        audio = items[0].audio_s
+        rtf = statistics.median(r.total_s / r.audio_s for r in items)
+        summary.append({"engine": name, "text": text_name, "audio_s": audio, "first_audio_ms": first, "total_ms": total, "rtf": rtf})
+        print(f"{name:<26}{text_name:<8}{audio:>8.2f}{first:>16.1f}{total:>10.1f}{rtf:>8.3f}")
+    if not args.no_piper:
+        print()
+        for text_name in TEXTS:
+            ours = next(s for s in summary if s["engine"] == "syrinx whole" and s["text"] == text_name)
+            base = next(s for s in summary if s["engine"].startswith("piper") and s["text"] == text_name)
+            print(f"whole-sentence RTF ratio syrinx/onnxruntime, {text_name}: {ours['rtf'] / base['rtf']:.2f}x")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine(), "args": vars(args), "results": summary}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
