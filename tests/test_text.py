@@ -206,3 +206,14 @@ def test_split_pieces_stream_as_sentences(voice, engine, small_limit_phonemizer)
     encoded = engine.encode(requests)
     assert [e.sentence for e in encoded] == pieces
     assert all(e.num_frames >= len(e.sentence.phoneme_ids) for e in encoded)
+
+
+@pytest.mark.parametrize("text", ["[[ . ]]", "[[ , ]]", "[[ ?! ]]"])
+def test_phoneme_block_of_only_punctuation_has_nothing_to_speak(voice, text):
+    with pytest.raises(InvalidTextError, match="nothing to speak"):
+        voice.phonemizer.sentences(text)
+
+
+def test_punctuation_only_sentence_between_words_is_kept_as_a_pause(voice, piper_voice):
+    text = "Hello. [[ . ]] Goodbye."
+    assert [list(s.phonemes) for s in voice.phonemizer.sentences(text)] == piper_voice.phonemize(text)

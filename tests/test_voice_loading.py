@@ -282,12 +282,6 @@ def test_catalog_fails_on_a_broken_directory_voice(tmp_path, original):
 
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="VoiceCatalog.load silently keeps only the first of two directory voices with the same name: its "
-    "`f.name not in {x.name for x in files}` filter is re-evaluated while files.extend() appends, so the "
-    "catalog's own 'duplicate voice name' check is never reached",
-)
 def test_catalog_rejects_two_directory_voices_with_the_same_name(tmp_path, original):
     for sub in ("x", "y"):
         (tmp_path / sub).mkdir()

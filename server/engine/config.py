@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidOptionError
 
 DTYPES = ("float32", "float16", "bfloat16")
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+_MAX_GROWTH = 16.0
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,8 @@ class ChunkPolicy:
             raise InvalidOptionError(
                 f"max chunk ({self.max_frames} frames) is smaller than the first chunk ({self.first_frames})"
             )
-        if self.growth < 1.0:
-            raise InvalidOptionError(f"chunk growth must be >= 1.0, got {self.growth}")
+        if not (math.isfinite(self.growth) and 1.0 <= self.growth <= _MAX_GROWTH):
+            raise InvalidOptionError(f"chunk growth must be between 1.0 and {_MAX_GROWTH:g}, got {self.growth}")
 
     def windows(self, num_frames: int) -> list[tuple[int, int]]:
         """Core ``[start, end)`` frame ranges covering ``num_frames`` in order."""
@@ -42,7 +46,8 @@ class ChunkPolicy:
             end = min(num_frames, start + size)
             windows.append((start, end))
             start = end
-            size = min(self.max_frames, max(size + 1, int(size * self.growth)))
+            step = 1 if self.growth > 1.0 else 0  # small sizes must still grow when growth > 1
+            size = min(self.max_frames, max(size + step, int(size * self.growth)))
         return windows
 
 
@@ -62,8 +67,10 @@ class EngineConfig:
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise InvalidOptionError(f"dtype must be one of {', '.join(DTYPES)}, got '{self.dtype}'")
-        if not (self.device == "cpu" or self.device.startswith("cuda")):
-            raise InvalidOptionError(f"device must be 'cpu' or 'cuda[:N]', got '{self.device}'")
+        if not _DEVICE.match(self.device):
+            raise InvalidOptionError(f"device must be 'cpu', 'cuda' or 'cuda:N', got '{self.device}'")
+        if self.voices_dir is not None and not isinstance(self.voices_dir, Path):
+            object.__setattr__(self, "voices_dir", Path(self.voices_dir))
         if self.device == "cpu" and self.dtype != "float32":
             raise InvalidOptionError(f"{self.dtype} is supported on CUDA only; use float32 on the CPU")
         if self.threads < 0:

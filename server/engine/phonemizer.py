@@ -11,6 +11,7 @@ than dropped unseen, and overlong sentences are split at word boundaries.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -50,9 +51,14 @@ class PiperPhonemizer:
                 continue
             for piece in self._split_long(phonemes):
                 result.append(self._to_ids(piece))
-        if not result:
+        # A punctuation-only sentence between others is a pause, as in Piper; text that is
+        # nothing but pauses has nothing to speak.
+        if not any(self._speakable(p) for s in result for p in s.phonemes):
             raise InvalidTextError(f"text has nothing to speak (no pronounceable words): {clean[:80]!r}")
         return result
+
+    def _speakable(self, phoneme: str) -> bool:
+        return phoneme in self._id_map and not (phoneme.isspace() or unicodedata.category(phoneme[0]).startswith("P"))
 
     def _to_ids(self, phonemes: list[str]) -> PhonemizedSentence:
         unknown = tuple(sorted({p for p in phonemes if p not in self._id_map}))

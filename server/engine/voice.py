@@ -150,6 +150,7 @@ def load_voice(files: VoiceFiles, config: EngineConfig) -> Voice:
     model.eval().requires_grad_(False).to(device)
     model.flow.to(dtype)
     model.dec.to(dtype)
+    model.prepare_for_inference()
 
     inference = voice_config.get("inference", {})
     defaults = VoiceDefaults(
@@ -208,7 +209,22 @@ class VoiceCatalog:
     def load(cls, config: EngineConfig) -> "VoiceCatalog":
         files = [default_voice_files()] if config.default_voice else []
         if config.voices_dir is not None:
-            files.extend(f for f in discover_voice_files(config.voices_dir) if f.name not in {x.name for x in files})
+            found = discover_voice_files(config.voices_dir)
+            seen: dict[str, Path] = {}
+            for f in found:
+                if f.name in seen:
+                    raise VoiceLoadError(
+                        str(f.model_path),
+                        f"duplicate voice name '{f.name}' (also {seen[f.name]}); voice names (file stems) must be unique",
+                    )
+                seen[f.name] = f.model_path
+            bundled = {f.name for f in files}
+            for f in found:
+                if f.name in bundled:
+                    # A mounted collection often holds the default voice too: same name, same voice.
+                    log.warning("voice %s in %s is the bundled default; using the bundled copy", f.name, f.model_path)
+                else:
+                    files.append(f)
         return cls([load_voice(f, config) for f in files])
 
     def get(self, name: str | None) -> Voice:

@@ -41,6 +41,11 @@ class VitsModel(nn.Module):
         if self.flow.flows[str(self.flow.layer_ids[0])].half_channels * 2 != self.inter_channels:
             raise ArchitectureError("flow channels do not match the text encoder's output")
 
+    def prepare_for_inference(self) -> None:
+        """Precompute fused weights; call once after loading weights and moving the model."""
+        for layer in self.enc_p.encoder.attn_layers:
+            layer.fuse()
+
     @property
     def num_vocab(self) -> int:
         return self.enc_p.emb.num_embeddings

@@ -16,12 +16,33 @@ from .layers import ChannelLayerNorm
 _MASKED_LOGIT = -1e4
 
 
+def _band_to_full(band: torch.Tensor, window: int) -> torch.Tensor:
+    """``(..., T, 2w+1)`` relative band to ``(..., T, T)`` with ``out[i, j] = band[i, j - i + w]``.
+
+    Zero where ``|j - i| > w``. Done by padding each row and re-reading the flat
+    buffer with a row stride one shorter, which shifts row ``i`` right by ``i``.
+    """
+    length = band.shape[-2]
+    width = length + 2 * window  # stride of the shifted view
+    padded = F.pad(band, (0, length))  # rows of width + 1
+    flat = padded.reshape(*band.shape[:-2], -1)[..., : length * width]
+    return flat.reshape(*band.shape[:-2], length, width)[..., window : window + length]
+
+
+def _full_to_band(full: torch.Tensor, window: int) -> torch.Tensor:
+    """Inverse view of :func:`_band_to_full`: ``out[i, r] = full[i, i + r - w]`` (0 outside)."""
+    length = full.shape[-1]
+    padded = F.pad(full, (window, window + 1))  # rows of length + 2w + 1
+    flat = F.pad(padded.reshape(*full.shape[:-2], -1), (0, length))
+    return flat.reshape(*full.shape[:-2], length, length + 2 * window + 2)[..., : 2 * window + 1]
+
+
 class RelativeAttention(nn.Module):
     """Multi-head self-attention with learned relative-position keys and values.
 
     Positions further apart than ``window`` get no relative term, as in VITS. The
-    relative terms touch only the ``2 * window + 1`` diagonals around the main one,
-    so they are added diagonal by diagonal instead of through ``T x T`` gathers.
+    relative terms live on a band of ``2 * window + 1`` diagonals; they are moved
+    between band and full layout by reshaping rather than by ``T x T`` gathers.
     """
 
     def __init__(self, arch: Architecture, path: str) -> None:
@@ -36,18 +57,25 @@ class RelativeAttention(nn.Module):
         self.head_channels = rel_shape[2]
         self.n_heads = self.conv_q.out_channels // self.head_channels
         self.window = (rel_shape[1] - 1) // 2
+        self._qkv_weight: torch.Tensor | None = None
+        self._qkv_bias: torch.Tensor | None = None
 
-    def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Query, key and value projections in one matrix product (they read the same input)."""
-        weight = torch.cat([self.conv_q.weight, self.conv_k.weight, self.conv_v.weight])[:, :, 0]
-        bias = torch.cat([self.conv_q.bias, self.conv_k.bias, self.conv_v.bias])
-        qkv = torch.baddbmm(bias[None, :, None], weight.expand(x.shape[0], -1, -1), x)
+    def fuse(self) -> None:
+        """Stack the query, key and value projections into one matrix (after weights are loaded)."""
+        convs = (self.conv_q, self.conv_k, self.conv_v)
+        self._qkv_weight = torch.cat([c.weight for c in convs])[:, :, 0].contiguous()
+        self._qkv_bias = torch.cat([c.bias for c in convs])[None, :, None].contiguous()
+
+    def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self._qkv_weight is None:
+            return self.conv_q(x), self.conv_k(x), self.conv_v(x)
+        qkv = torch.baddbmm(self._qkv_bias, self._qkv_weight.expand(x.shape[0], -1, -1), x)
         return torch.split(qkv, self.conv_q.out_channels, dim=1)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         """``attn_mask`` is ``(batch, 1, T, T)`` boolean, or ``None`` when nothing is padded."""
         batch, channels, length = x.shape
-        heads, head_channels, window = self.n_heads, self.head_channels, self.window
+        heads, head_channels = self.n_heads, self.head_channels
 
         def split_heads(t: torch.Tensor) -> torch.Tensor:
             return t.reshape(batch, heads, head_channels, length).transpose(2, 3)
@@ -56,22 +84,12 @@ class RelativeAttention(nn.Module):
         query = query / math.sqrt(head_channels)
 
         scores = query @ key.transpose(-2, -1)  # (b, h, t, t)
-        rel_logits = query @ self.emb_rel_k[0].transpose(0, 1)  # (b, h, t, 2w+1)
-        for r in range(max(-window, 1 - length), min(window, length - 1) + 1):
-            # Query i, key i + r: diagonal r of the scores holds rows max(0, -r) ...
-            rows = slice(max(0, -r), length - max(0, r))
-            scores.diagonal(offset=r, dim1=-2, dim2=-1).add_(rel_logits[:, :, rows, r + window])
+        scores = scores + _band_to_full(query @ self.emb_rel_k[0].transpose(0, 1), self.window)
         if attn_mask is not None:
-            scores.masked_fill_(~attn_mask, _MASKED_LOGIT)
+            scores = scores.masked_fill(~attn_mask, _MASKED_LOGIT)
         weights = torch.softmax(scores, dim=-1)
 
-        output = weights @ value
-        rel_weights = weights.new_zeros(batch, heads, length, 2 * window + 1)
-        for r in range(max(-window, 1 - length), min(window, length - 1) + 1):
-            rows = slice(max(0, -r), length - max(0, r))
-            rel_weights[:, :, rows, r + window] = weights.diagonal(offset=r, dim1=-2, dim2=-1)
-        output = output + rel_weights @ self.emb_rel_v[0]
-
+        output = weights @ value + _full_to_band(weights, self.window) @ self.emb_rel_v[0]
         output = output.transpose(2, 3).reshape(batch, channels, length)
         return self.conv_o(output)
 
