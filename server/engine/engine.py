@@ -278,9 +278,11 @@ class Engine:
         z_dec = _stack_padded([z[row, :, dl - fl : dh - fl] for row, (dl, dh, fl, _) in enumerate(spans)], longest)
         padded = any(n != longest for n in dec_lengths)
         lengths = torch.tensor(dec_lengths, device=voice.device) if padded else None
-        audio = voice.model.decode(z_dec, lengths, g).float().cpu().numpy()
+        # Frames every item of the batch needs, relative to its decoder span.
+        keep = (min(w.start - dl for w, (dl, *_) in zip(batch, spans)), max(w.end - dl for w, (dl, *_) in zip(batch, spans)))
+        audio = voice.model.decode(z_dec, lengths, g, keep).float().cpu().numpy()
         return [
-            np.ascontiguousarray(audio[row, (w.start - dl) * hop : (w.end - dl) * hop])
+            np.ascontiguousarray(audio[row, (w.start - dl - keep[0]) * hop : (w.end - dl - keep[0]) * hop])
             for row, (w, (dl, _, _, _)) in enumerate(zip(batch, spans))
         ]
 

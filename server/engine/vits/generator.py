@@ -18,10 +18,11 @@ from .architecture import Architecture, ArchitectureError
 LRELU_SLOPE = 0.1
 
 
-def _length_mask(lengths: torch.Tensor | None, total: int, scale: int) -> torch.Tensor | None:
+def _length_mask(lengths: torch.Tensor | None, offset: int, size: int, scale: int) -> torch.Tensor | None:
+    """Which of ``size`` positions from ``offset`` (at ``scale`` x the frame rate) lie inside each item."""
     if lengths is None:
         return None
-    positions = torch.arange(total, device=lengths.device)
+    positions = torch.arange(offset, offset + size, device=lengths.device)
     return (positions[None, :] < (lengths[:, None] * scale)).unsqueeze(1)
 
 
@@ -79,47 +80,88 @@ class Generator(nn.Module):
         for up in self.ups:
             self.hop_length *= up.stride[0]
 
-    def forward(self, z: torch.Tensor, lengths: torch.Tensor | None = None, g: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        z: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        g: torch.Tensor | None = None,
+        keep: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
         """Audio ``(batch, samples)`` for latents ``(batch, channels, frames)``.
 
         ``lengths`` (frames per item) is needed only when items are right-padded.
+        ``keep`` (a frame range, default all) limits the output to those frames; each
+        stage then computes only the activations the remaining layers need for them
+        (the needed range shrinks towards the output), which is exact and saves most
+        of the high-rate work when the window carries context frames.
         """
         frames = z.shape[-1]
-        scale = 1
-        x = self.conv_pre(_masked(z, _length_mask(lengths, frames, 1)))
+        keep_lo, keep_hi = keep if keep is not None else (0, frames)
+        needed = self._needed_ranges(keep_lo * self.hop_length, keep_hi * self.hop_length)
+
+        x = self.conv_pre(_masked(z, _length_mask(lengths, 0, frames, 1)))
         if g is not None and self.cond is not None:
             x = x + self.cond(g)
+        offset, scale = 0, 1  # x[..., 0] is sample `offset` at `scale` x the frame rate
+        x, offset = _crop(x, offset, needed[0])
         for stage, up in enumerate(self.ups):
             x = F.leaky_relu(x, LRELU_SLOPE)
-            x = up(_masked(x, _length_mask(lengths, x.shape[-1], scale)))
+            x = up(_masked(x, _length_mask(lengths, offset, x.shape[-1], scale)))
             scale *= up.stride[0]
-            mask = _length_mask(lengths, x.shape[-1], scale)
-            blocks = self.resblocks[stage * self.blocks_per_stage : (stage + 1) * self.blocks_per_stage]
-            x = sum(block(x, mask) for block in blocks) / self.blocks_per_stage
+            offset *= up.stride[0]
+            x, offset = _crop(x, offset, needed[stage + 1])
+            mask = _length_mask(lengths, offset, x.shape[-1], scale)
+            x = sum(block(x, mask) for block in self._stage_blocks(stage)) / self.blocks_per_stage
         x = F.leaky_relu(x)  # default slope 0.01 here, as in VITS
-        x = self.conv_post(_masked(x, _length_mask(lengths, x.shape[-1], scale)))
-        return torch.tanh(x)[:, 0]
+        x = self.conv_post(_masked(x, _length_mask(lengths, offset, x.shape[-1], scale)))
+        x = torch.tanh(x)[:, 0]
+        return x[:, keep_lo * self.hop_length - offset : keep_hi * self.hop_length - offset]
 
-    def receptive_field(self) -> tuple[int, int]:
-        """Latent frames of left and right context that any output sample of a frame needs.
+    def _stage_blocks(self, stage: int) -> nn.ModuleList:
+        return self.resblocks[stage * self.blocks_per_stage : (stage + 1) * self.blocks_per_stage]
 
-        Worked out backwards from the output by interval arithmetic over every layer,
-        for all samples of one frame (so every upsampling phase is covered).
+    def _needed_ranges(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """For output samples ``[lo, hi]`` (inclusive), the activation ranges each stage must produce.
+
+        Worked backwards by interval arithmetic: entry 0 is the ``conv_pre`` output the first
+        upsampler reads, entry ``k + 1`` the output of upsampler ``k`` its residual blocks read
+        (positions at that stage's rate, inclusive), and the last entry the latent frames read.
         """
-        frame = 10_000  # far from the edges; the result is shift-invariant per frame
-        lo, hi = frame * self.hop_length, (frame + 1) * self.hop_length - 1
+        hi -= 1
         lo, hi = lo - _conv_radius(self.conv_post), hi + _conv_radius(self.conv_post)
+        ranges = []
         for stage in reversed(range(len(self.ups))):
-            blocks = self.resblocks[stage * self.blocks_per_stage : (stage + 1) * self.blocks_per_stage]
-            reach = max(block.radius for block in blocks)
+            reach = max(block.radius for block in self._stage_blocks(stage))
             lo, hi = lo - reach, hi + reach
+            ranges.append((lo, hi))
             up = self.ups[stage]
             stride, kernel, pad = up.stride[0], up.kernel_size[0], up.padding[0]
             # Output n of a transposed conv reads inputs i with 0 <= n + pad - i * stride < kernel.
             lo = -((-(lo + pad - kernel + 1)) // stride)
             hi = (hi + pad) // stride
-        lo, hi = lo - _conv_radius(self.conv_pre), hi + _conv_radius(self.conv_pre)
+        ranges.append((lo, hi))
+        ranges.reverse()
+        ranges.append((lo - _conv_radius(self.conv_pre), hi + _conv_radius(self.conv_pre)))
+        return ranges
+
+    def receptive_field(self) -> tuple[int, int]:
+        """Latent frames of left and right context that any output sample of a frame needs.
+
+        Computed for all samples of one frame far from the edges (so every upsampling
+        phase is covered); the result does not depend on which frame.
+        """
+        frame = 10_000
+        lo, hi = self._needed_ranges(frame * self.hop_length, (frame + 1) * self.hop_length)[-1]
         return frame - lo, hi - frame
+
+
+def _crop(x: torch.Tensor, offset: int, needed: tuple[int, int]) -> tuple[torch.Tensor, int]:
+    """Cut ``x`` (starting at global position ``offset``) down to the inclusive range ``needed``."""
+    lo = max(needed[0], offset)
+    hi = min(needed[1] + 1, offset + x.shape[-1])
+    if lo == offset and hi == offset + x.shape[-1]:
+        return x, offset
+    return x[..., lo - offset : hi - offset], lo
 
 
 def _conv_radius(conv: nn.Module) -> int:

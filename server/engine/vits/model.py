@@ -90,5 +90,12 @@ class VitsModel(nn.Module):
     def flow_reverse(self, z_p: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
         return self.flow.reverse(z_p, mask, g)
 
-    def decode(self, z: torch.Tensor, lengths: torch.Tensor | None = None, g: torch.Tensor | None = None) -> torch.Tensor:
-        return self.dec(z, lengths, g)
+    def decode(
+        self,
+        z: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        g: torch.Tensor | None = None,
+        keep: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
+        """Audio for latents ``z``; ``keep`` limits it to a range of frames (see ``Generator``)."""
+        return self.dec(z, lengths, g, keep)
