@@ -271,11 +271,16 @@ class Engine:
         flow_lengths = [fh - fl for _, _, fl, fh in spans]
         longest = _round_up(max(flow_lengths), FRAME_BUCKET)
         z_p = _stack_padded([w.sentence.z_p[:, fl:fh] for w, (_, _, fl, fh) in zip(batch, spans)], longest)
-        z = voice.model.flow_reverse(z_p, _length_mask(flow_lengths, longest, voice.device, voice.dtype), g)
+        # The flow only has to produce the decoder's spans (relative to each flow span).
+        flow_keep = (min(dl - fl for dl, _, fl, _ in spans), max(dh - fl for _, dh, fl, _ in spans))
+        z = voice.model.flow_reverse(z_p, _length_mask(flow_lengths, longest, voice.device, voice.dtype), g, flow_keep)
 
         dec_lengths = [dh - dl for dl, dh, _, _ in spans]
         longest = _round_up(max(dec_lengths), FRAME_BUCKET)
-        z_dec = _stack_padded([z[row, :, dl - fl : dh - fl] for row, (dl, dh, fl, _) in enumerate(spans)], longest)
+        z_dec = _stack_padded(
+            [z[row, :, dl - fl - flow_keep[0] : dh - fl - flow_keep[0]] for row, (dl, dh, fl, _) in enumerate(spans)],
+            longest,
+        )
         padded = any(n != longest for n in dec_lengths)
         lengths = torch.tensor(dec_lengths, device=voice.device) if padded else None
         # Frames every item of the batch needs, relative to its decoder span.

@@ -40,8 +40,28 @@ class ResidualCouplingFlow(nn.Module):
         """Latent frames of context each side that one output frame depends on."""
         return sum(layer.enc.radius for layer in self.flows.values())
 
-    def reverse(self, z: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+    def reverse(
+        self,
+        z: torch.Tensor,
+        mask: torch.Tensor,
+        g: torch.Tensor | None = None,
+        keep: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
+        """Latents from prior samples ``z``; with ``keep`` only frames ``[lo, hi)`` are returned.
+
+        Each coupling layer reads ``radius`` frames of context on each side, so the
+        layers run over spans that shrink towards ``keep`` (exact, and cheaper when a
+        window carries context frames).
+        """
+        length = z.shape[-1]
+        lo, hi = keep if keep is not None else (0, length)
+        remaining = self.radius
+        offset = 0
         for i in reversed(self.layer_ids):
-            z = torch.flip(z, [1])
-            z = self.flows[str(i)].reverse(z, mask, g)
-        return z
+            layer = self.flows[str(i)]
+            start, end = max(lo - remaining, offset), min(hi + remaining, offset + z.shape[-1])
+            z, mask = z[..., start - offset : end - offset], mask[..., start - offset : end - offset]
+            offset = start
+            z = layer.reverse(torch.flip(z, [1]), mask, g)
+            remaining -= layer.enc.radius
+        return z[..., lo - offset : hi - offset]

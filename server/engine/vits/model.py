@@ -87,8 +87,14 @@ class VitsModel(nn.Module):
         durations = torch.ceil(widths)[:, 0].long()
         return EncodedBatch(m=m, logs=logs, durations=durations)
 
-    def flow_reverse(self, z_p: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
-        return self.flow.reverse(z_p, mask, g)
+    def flow_reverse(
+        self,
+        z_p: torch.Tensor,
+        mask: torch.Tensor,
+        g: torch.Tensor | None = None,
+        keep: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
+        return self.flow.reverse(z_p, mask, g, keep)
 
     def decode(
         self,
