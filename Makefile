@@ -24,9 +24,9 @@ TEXT ?= Hello from Syrinx. This audio was streamed from our own torch implementa
 run: $(STAMP)
 	$(PY) -m syrinx.server.engine "$(TEXT)" -o out.wav
 
-REPEATS ?= 9
+ROUNDS ?= 5
 bench-engine: $(STAMP)
-	$(PY) -m bench.engine_bench --repeats $(REPEATS) $(BENCH_ARGS)
+	$(PY) -m bench.engine_bench --rounds $(ROUNDS) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,13 +1,15 @@
 """Engine benchmark: first-audio time and real-time factor, Syrinx vs piper-tts (onnxruntime).
 
 Runs both on the same machine, texts and settings in one process and prints
-medians. Each contender runs its repetitions of a text as one block after a
-discarded run: interleaving run by run would be unfair, because onnxruntime's
-worker threads keep spinning for a while after each run (its default) and slow
-whatever runs next (our first-audio figures doubled when interleaved). Not a
-test: it asserts nothing and only reports.
+medians. Contenders take turns in short blocks (one discarded run, then
+``--block`` timed runs), over ``--rounds`` rounds: interleaving run by run
+would be unfair, because onnxruntime's worker threads keep spinning for a
+while after each run (its default) and slow whatever runs next (our
+first-audio figures doubled when interleaved), while one long block per
+contender would let a noisy minute of a shared machine land on one contender
+only. Not a test: it asserts nothing and only reports.
 
-    python -m bench.engine_bench --repeats 9 [--device cuda] [--json out.json]
+    python -m bench.engine_bench --rounds 5 --block 3 [--device cuda] [--json out.json]
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ TEXTS = {
     "long": (
         "If you would like to change your reservation, move it to another day, add more guests "
         "or ask about our seasonal tasting menu and the wine pairing, just tell me what you need "
-        "and I will take care of it for you right away."
+        "whenever it suits you and I will gladly take care of all of it for you right away."
     ),
 }
 
@@ -93,7 +95,8 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--block", type=int, default=3, help="timed runs per contender and text in each round")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--threads", type=int, default=0)
@@ -125,19 +128,20 @@ def main() -> None:
         syn = SynthesisConfig(normalize_audio=False)
         contenders["piper-tts (onnxruntime)"] = lambda text: _piper_run(piper_voice, syn, text)
 
-    runs: dict[tuple[str, str], list[Run]] = {}
-    for text_name, text in TEXTS.items():
-        for name, run in contenders.items():
-            run(text)  # discarded: first calls pick kernels, and the previous contender may still spin
-            runs[(name, text_name)] = [run(text) for _ in range(args.repeats)]
+    runs: dict[tuple[str, str], list[Run]] = {(c, t): [] for c in contenders for t in TEXTS}
+    for _ in range(args.rounds):
+        for text_name, text in TEXTS.items():
+            for name, run in contenders.items():
+                run(text)  # discarded: first calls pick kernels, and the previous contender may still spin
+                runs[(name, text_name)].extend(run(text) for _ in range(args.block))
 
     print(f"machine: {machine()}")
-    print(f"voice: {voice.name}, {args.device} {args.dtype}, first chunk {config.chunks.first_frames} frames, median of {args.repeats}")
+    print(f"voice: {voice.name}, {args.device} {args.dtype}, first chunk {config.chunks.first_frames} frames, median of {args.rounds * args.block} runs")
     header = f"{'engine':<26}{'text':<8}{'audio s':>8}{'first audio ms':>16}{'total ms':>10}{'RTF':>8}"
     print(header)
     print("-" * len(header))
     summary = []
-    for (name, text_name), items in sorted(runs.items(), key=lambda kv: list(contenders).index(kv[0][0])):
+    for (name, text_name), items in runs.items():
         first = statistics.median(r.first_audio_s for r in items) * 1e3
         total = statistics.median(r.total_s for r in items) * 1e3
         audio = items[0].audio_s
