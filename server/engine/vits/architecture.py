@@ -16,6 +16,23 @@ import torch
 from torch import nn
 
 
+class Conv1d(nn.Conv1d):
+    """``nn.Conv1d`` that always takes oneDNN on the CPU in float32.
+
+    For a batch of one, torch sends inputs under 20480 elements to its native
+    kernels, and its native dilated convolution loops over channels: a 128-channel
+    dilated conv over 149 frames took 1.2 ms there against about 0.2 ms in oneDNN.
+    Short windows and crops hit exactly that case.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available():
+            return torch.mkldnn_convolution(
+                x.contiguous(), self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups
+            )
+        return super().forward(x)
+
+
 class PointwiseConv1d(nn.Conv1d):
     """A 1x1 convolution computed as a batched matrix product.
 
@@ -55,7 +72,7 @@ class ConvSpec:
         elif self.kernel_size == 1 and self.groups == 1 and self.padding == 0:
             cls = PointwiseConv1d
         else:
-            cls = nn.Conv1d
+            cls = Conv1d
         return cls(
             self.in_channels,
             self.out_channels,
