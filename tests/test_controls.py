@@ -227,3 +227,10 @@ def test_chunk_policy_non_finite_growth(growth):
         return  # rejecting it is fine
     windows = policy.windows(300)  # accepting it must then work
     assert windows[0] == (0, policy.first_frames) and windows[-1][1] == 300
+
+
+def test_cpu_allocator_keeps_freed_buffers():
+    """On glibc (this project's Linux targets) mallopt accepts the settings the CPU engine relies on."""
+    from syrinx.server.engine.allocator import keep_freed_memory
+
+    assert keep_freed_memory() is True

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .allocator import keep_freed_memory
 from .config import EngineConfig
 from .errors import InvalidOptionError
 from .phonemizer import PhonemizedSentence
@@ -163,6 +164,8 @@ class Engine:
         self.config = config
         if config.threads:
             torch.set_num_threads(config.threads)  # process-wide: torch has one intra-op pool
+        if config.device == "cpu":
+            keep_freed_memory()
         self._fields: dict[str, ReceptiveField] = {}
 
     # -- requests -------------------------------------------------------------------------
