@@ -52,27 +52,26 @@ class Run:
     audio_s: float
 
 
-def _piper_run(piper_voice, syn_config, text: str) -> Run:
+def _timed_stream(chunks, sample_rate: int) -> Run:
+    """Consume an iterator of audio arrays, timing its first item and its end."""
     started = time.perf_counter()
     samples = 0
     first = None
-    for chunk in piper_voice.synthesize(text, syn_config=syn_config):
+    for audio in chunks:
         if first is None:
             first = time.perf_counter() - started
-        samples += len(chunk.audio_float_array)
-    return Run(first, time.perf_counter() - started, samples / piper_voice.config.sample_rate)
+        samples += len(audio)
+    return Run(first, time.perf_counter() - started, samples / sample_rate)
+
+
+def _piper_run(piper_voice, syn_config, text: str) -> Run:
+    chunks = (chunk.audio_float_array for chunk in piper_voice.synthesize(text, syn_config=syn_config))
+    return _timed_stream(chunks, piper_voice.config.sample_rate)
 
 
 def _stream_run(engine: Engine, voice, text: str, options: SynthesisOptions) -> Run:
-    started = time.perf_counter()
-    samples = 0
-    first = None
-    for event in engine.stream(voice, text, options):
-        if isinstance(event, AudioChunk):
-            if first is None:
-                first = time.perf_counter() - started
-            samples += len(event.samples)
-    return Run(first, time.perf_counter() - started, samples / voice.info.sample_rate)
+    events = engine.stream(voice, text, options)
+    return _timed_stream((e.samples for e in events if isinstance(e, AudioChunk)), voice.info.sample_rate)
 
 
 def _whole_run(engine: Engine, voice, text: str, options: SynthesisOptions) -> Run:

@@ -280,7 +280,7 @@ class Engine:
         z_p = _stack_padded([w.sentence.z_p[:, fl:fh] for w, (_, _, fl, fh) in zip(batch, spans)], longest)
         # The flow only has to produce the decoder's spans (relative to each flow span).
         flow_keep = (min(dl - fl for dl, _, fl, _ in spans), max(dh - fl for _, dh, fl, _ in spans))
-        z = voice.model.flow_reverse(z_p, _length_mask(flow_lengths, longest, voice.device, voice.dtype), g, flow_keep)
+        z = voice.model.flow.reverse(z_p, _length_mask(flow_lengths, longest, voice.device, voice.dtype), g, flow_keep)
 
         dec_lengths = [dh - dl for dl, dh, _, _ in spans]
         longest = _round_up(max(dec_lengths), FRAME_BUCKET)
@@ -292,7 +292,7 @@ class Engine:
         lengths = torch.tensor(dec_lengths, device=voice.device) if padded else None
         # Frames every item of the batch needs, relative to its decoder span.
         keep = (min(w.start - dl for w, (dl, *_) in zip(batch, spans)), max(w.end - dl for w, (dl, *_) in zip(batch, spans)))
-        audio = voice.model.decode(z_dec, lengths, g, keep).float().cpu().numpy()
+        audio = voice.model.dec(z_dec, lengths, g, keep).float().cpu().numpy()
         return [
             np.ascontiguousarray(audio[row, (w.start - dl - keep[0]) * hop : (w.end - dl - keep[0]) * hop])
             for row, (w, (dl, _, _, _)) in enumerate(zip(batch, spans))

@@ -1,9 +1,9 @@
 """VITS inference split into the stages the streaming engine schedules separately.
 
 ``encode`` runs once per sentence (text encoder + duration predictor) and gives
-per-phoneme priors and integer frame durations. ``flow`` and ``decode`` run per
-window of latent frames, so audio can be produced while later frames are still
-to come.
+per-phoneme priors and integer frame durations. ``flow.reverse`` and ``dec`` run
+per window of latent frames, so audio can be produced while later frames are
+still to come.
 """
 
 from __future__ import annotations
@@ -86,22 +86,3 @@ class VitsModel(nn.Module):
         widths = torch.exp(logw) * mask * length_scales[:, None, None]
         durations = torch.ceil(widths)[:, 0].long()
         return EncodedBatch(m=m, logs=logs, durations=durations)
-
-    def flow_reverse(
-        self,
-        z_p: torch.Tensor,
-        mask: torch.Tensor,
-        g: torch.Tensor | None = None,
-        keep: tuple[int, int] | None = None,
-    ) -> torch.Tensor:
-        return self.flow.reverse(z_p, mask, g, keep)
-
-    def decode(
-        self,
-        z: torch.Tensor,
-        lengths: torch.Tensor | None = None,
-        g: torch.Tensor | None = None,
-        keep: tuple[int, int] | None = None,
-    ) -> torch.Tensor:
-        """Audio for latents ``z``; ``keep`` limits it to a range of frames (see ``Generator``)."""
-        return self.dec(z, lengths, g, keep)
