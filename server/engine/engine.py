@@ -66,7 +66,7 @@ class SentenceRequest:
 class EncodedSentence:
     voice: Voice
     sentence: PhonemizedSentence
-    z_p: torch.Tensor  # (inter_channels, frames) on the voice's device, flow dtype
+    z_p: torch.Tensor  # (inter_channels, frames), float32 on the voice's device
     durations: np.ndarray  # frames per phoneme id
     speaker_id: int | None
 
@@ -237,7 +237,7 @@ class Engine:
             else:  # VITS still makes one (silent-prior) frame
                 m = logs = torch.zeros(model.inter_channels, 1, device=device)
             noise = torch.randn(m.shape, generator=request.generator).to(device)
-            z_p = (m + noise * torch.exp(logs) * request.noise_scale).to(voice.dtype)
+            z_p = m + noise * torch.exp(logs) * request.noise_scale
             sentences.append(EncodedSentence(voice, request.sentence, z_p, d.numpy().astype(np.int64), request.speaker_id))
         return sentences
 
@@ -274,25 +274,26 @@ class Engine:
             flow_lo, flow_hi = _widen(max(0, dec_lo - field.flow), min(frames, dec_hi + field.flow), frames, FRAME_BUCKET)
             spans.append((dec_lo, dec_hi, flow_lo, flow_hi))
 
-        g = self._speakers(voice, [w.sentence.speaker_id for w in batch], voice.dtype)
+        g = self._speakers(voice, [w.sentence.speaker_id for w in batch], torch.float32)
         flow_lengths = [fh - fl for _, _, fl, fh in spans]
         longest = _round_up(max(flow_lengths), FRAME_BUCKET)
         z_p = _stack_padded([w.sentence.z_p[:, fl:fh] for w, (_, _, fl, fh) in zip(batch, spans)], longest)
         # The flow only has to produce the decoder's spans (relative to each flow span).
         flow_keep = (min(dl - fl for dl, _, fl, _ in spans), max(dh - fl for _, dh, fl, _ in spans))
-        z = voice.model.flow.reverse(z_p, _length_mask(flow_lengths, longest, voice.device, voice.dtype), g, flow_keep)
+        z = voice.model.flow.reverse(z_p, _length_mask(flow_lengths, longest, voice.device, torch.float32), g, flow_keep)
 
         dec_lengths = [dh - dl for dl, dh, _, _ in spans]
         longest = _round_up(max(dec_lengths), FRAME_BUCKET)
         z_dec = _stack_padded(
             [z[row, :, dl - fl - flow_keep[0] : dh - fl - flow_keep[0]] for row, (dl, dh, fl, _) in enumerate(spans)],
             longest,
-        )
+        ).to(voice.dtype)
         padded = any(n != longest for n in dec_lengths)
         lengths = torch.tensor(dec_lengths, device=voice.device) if padded else None
         # Frames every item of the batch needs, relative to its decoder span.
         keep = (min(w.start - dl for w, (dl, *_) in zip(batch, spans)), max(w.end - dl for w, (dl, *_) in zip(batch, spans)))
-        audio = voice.model.dec(z_dec, lengths, g, keep).float().cpu().numpy()
+        g_dec = g.to(voice.dtype) if g is not None else None
+        audio = voice.model.dec(z_dec, lengths, g_dec, keep).float().cpu().numpy()
         return [
             np.ascontiguousarray(audio[row, (w.start - dl - keep[0]) * hop : (w.end - dl - keep[0]) * hop])
             for row, (w, (dl, _, _, _)) in enumerate(zip(batch, spans))

@@ -59,7 +59,7 @@ class Voice:
         self.model = model
         self.phonemizer = phonemizer
         self.device = device
-        self.dtype = dtype  # flow and decoder; encoder and durations always run in float32
+        self.dtype = dtype  # the decoder's; everything before it runs in float32
 
     @property
     def name(self) -> str:
@@ -148,7 +148,9 @@ def load_voice(files: VoiceFiles, config: EngineConfig) -> Voice:
     device = torch.device(config.device)
     dtype = getattr(torch, config.dtype)
     model.eval().requires_grad_(False).to(device)
-    model.flow.to(dtype)
+    # Half precision is for the decoder only (about 3/4 of the work). The flow's four
+    # mean-only couplings amplify rounding: in bfloat16 it alone put the audio 12% (relative
+    # L2) off float32, against 1.1% for a bfloat16 decoder and 0.16% for a float16 one.
     model.dec.to(dtype)
     model.prepare_for_inference()
 
