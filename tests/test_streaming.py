@@ -102,10 +102,9 @@ def test_decode_of_nothing_is_nothing(engine):
 
 
 def test_receptive_field_values(voice, engine):
-    field = engine.receptive_field(voice)
+    field = voice.model.receptive_field
     assert field.flow == voice.model.flow.radius == 32
     assert 0 < field.decoder_left < 32 and 0 < field.decoder_right < 32
-    assert engine.receptive_field(voice) is field  # cached per voice
 
 
 def _perturbed(encoded, frame: int, delta: float = 1.0):
@@ -123,7 +122,7 @@ def test_frames_beyond_receptive_field_do_not_influence_a_window(voice, engine, 
     each part's field for tightness in float64 instead.)
     """
     encoded, whole = sentence
-    field, hop = engine.receptive_field(voice), voice.hop_length
+    field, hop = voice.model.receptive_field, voice.hop_length
     start = encoded.num_frames // 2 - 4
     end = start + 8
     left = start - field.flow - field.decoder_left  # first frame the window depends on
@@ -163,7 +162,7 @@ def test_flow_radius_is_tight(engine, voice, sentence, float64_flow_and_decoder)
     """Flow output at frame c depends on z_p at c +- radius, and on nothing further away."""
     flow, _ = float64_flow_and_decoder
     encoded, _ = sentence
-    radius = engine.receptive_field(voice).flow
+    radius = voice.model.receptive_field.flow
     c = encoded.num_frames // 2
     z_p = encoded.z_p.double()[None]
     mask = torch.ones(1, 1, encoded.num_frames, dtype=torch.float64)
@@ -187,7 +186,7 @@ def test_decoder_field_is_tight(engine, voice, sentence, float64_flow_and_decode
     """Audio of latent frame c depends on z at c - left .. c + right and nothing else."""
     flow, decoder = float64_flow_and_decoder
     encoded, _ = sentence
-    field, hop = engine.receptive_field(voice), voice.hop_length
+    field, hop = voice.model.receptive_field, voice.hop_length
     # A segment reaching well beyond the claimed field; the decoder runs on it alone to keep float64 cheap.
     reach = 2 * max(field.decoder_left, field.decoder_right) + 8
     c = encoded.num_frames // 2

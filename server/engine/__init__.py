@@ -10,12 +10,12 @@ from .engine import (
     DecodeWindow,
     EncodedSentence,
     Engine,
-    ReceptiveField,
     SentenceRequest,
     SentenceStart,
     SynthesisOptions,
 )
 from .errors import InvalidOptionError, InvalidTextError, SyrinxError, VoiceLoadError, VoiceNotFoundError
+from .vits.model import ReceptiveField
 from .voice import DEFAULT_VOICE, Voice, VoiceCatalog, VoiceFiles, VoiceInfo, default_voice_files, load_voice
 
 __all__ = [

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -28,6 +28,10 @@ from .config import EngineConfig
 from .errors import InvalidOptionError
 from .phonemizer import PhonemizedSentence
 from .voice import Voice
+
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -108,20 +112,6 @@ class AudioChunk:
     last_in_sentence: bool
 
 
-@dataclass(frozen=True)
-class ReceptiveField:
-    """Latent frames of context a decode window needs on each side to be exact."""
-
-    flow: int
-    decoder_left: int
-    decoder_right: int
-
-
-def receptive_field(voice: Voice) -> ReceptiveField:
-    left, right = voice.model.dec.receptive_field()
-    return ReceptiveField(flow=voice.model.flow.radius, decoder_left=left, decoder_right=right)
-
-
 # Lengths are rounded up to these multiples. oneDNN builds a convolution kernel per
 # input shape (about as costly as running it on a short window); rounding makes
 # shapes repeat across sentences and windows so those kernels are reused.
@@ -166,7 +156,6 @@ class Engine:
             torch.set_num_threads(config.threads)  # process-wide: torch has one intra-op pool
         if config.device == "cpu":
             keep_freed_memory()
-        self._fields: dict[str, ReceptiveField] = {}
 
     # -- requests -------------------------------------------------------------------------
 
@@ -193,22 +182,12 @@ class Engine:
             )
         return requests
 
-    def receptive_field(self, voice: Voice) -> ReceptiveField:
-        if voice.name not in self._fields:
-            self._fields[voice.name] = receptive_field(voice)
-        return self._fields[voice.name]
-
     # -- encode step --------------------------------------------------------------------
 
     @torch.inference_mode()
     def encode(self, requests: Sequence[SentenceRequest]) -> list[EncodedSentence]:
         """Encode sentences in padded batches (one per voice); results follow ``requests``' order."""
-        results: dict[int, EncodedSentence] = {}
-        for voice, indices in _group_by_voice([r.voice for r in requests]):
-            batch = [requests[i] for i in indices]
-            for i, encoded in zip(indices, self._encode_batch(voice, batch)):
-                results[i] = encoded
-        return [results[i] for i in range(len(requests))]
+        return _per_voice(requests, lambda r: r.voice, self._encode_batch)
 
     def _encode_batch(self, voice: Voice, batch: Sequence[SentenceRequest]) -> list[EncodedSentence]:
         device, model = voice.device, voice.model
@@ -253,15 +232,10 @@ class Engine:
     @torch.inference_mode()
     def decode(self, windows: Sequence[DecodeWindow]) -> list[np.ndarray]:
         """Audio (float32) for each window, batching windows of the same voice together."""
-        results: dict[int, np.ndarray] = {}
-        for voice, indices in _group_by_voice([w.sentence.voice for w in windows]):
-            batch = [windows[i] for i in indices]
-            for i, audio in zip(indices, self._decode_batch(voice, batch)):
-                results[i] = audio
-        return [results[i] for i in range(len(windows))]
+        return _per_voice(windows, lambda w: w.sentence.voice, self._decode_batch)
 
     def _decode_batch(self, voice: Voice, batch: Sequence[DecodeWindow]) -> list[np.ndarray]:
-        field = self.receptive_field(voice)
+        field = voice.model.receptive_field
         hop = voice.hop_length
         spans = []
         for w in batch:
@@ -337,8 +311,13 @@ class Engine:
         return np.concatenate(parts)
 
 
-def _group_by_voice(voices: Sequence[Voice]) -> list[tuple[Voice, list[int]]]:
-    groups: dict[int, tuple[Voice, list[int]]] = {}
-    for i, voice in enumerate(voices):
-        groups.setdefault(id(voice), (voice, []))[1].append(i)
-    return list(groups.values())
+def _per_voice(items: Sequence[T], voice_of: Callable[[T], Voice], run: Callable[[Voice, list[T]], list[R]]) -> list[R]:
+    """Run ``run`` once per voice on that voice's items; results come back in ``items``' order."""
+    groups: dict[int, list[int]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(id(voice_of(item)), []).append(i)
+    results: list[R | None] = [None] * len(items)
+    for indices in groups.values():
+        for i, result in zip(indices, run(voice_of(items[indices[0]]), [items[i] for i in indices])):
+            results[i] = result
+    return results  # type: ignore[return-value]

@@ -21,6 +21,15 @@ from .text_encoder import TextEncoder
 
 
 @dataclass(frozen=True)
+class ReceptiveField:
+    """Latent frames of context a decode window needs on each side to be exact."""
+
+    flow: int
+    decoder_left: int
+    decoder_right: int
+
+
+@dataclass(frozen=True)
 class EncodedBatch:
     """Per-phoneme priors and durations for a padded batch of sentences."""
 
@@ -38,6 +47,7 @@ class VitsModel(nn.Module):
         self.dec = Generator(arch)
         self.emb_g = nn.Embedding(*arch.shape("emb_g.weight")) if arch.has("emb_g.weight") else None
         self.inter_channels = self.enc_p.inter_channels
+        self.receptive_field = ReceptiveField(self.flow.radius, *self.dec.receptive_field())
         if self.flow.flows[str(self.flow.layer_ids[0])].half_channels * 2 != self.inter_channels:
             raise ArchitectureError("flow channels do not match the text encoder's output")
 
