@@ -1,7 +1,8 @@
 """Speak text with the engine alone (no server): ``python -m syrinx.server.engine "Hello." -o out.wav``.
 
 Streams the text through the engine, writes a 16-bit WAV and prints the time
-to first audio and the real-time factor on stderr. Until the gRPC service
+to first audio and the real-time factor on stderr (after one warm-up
+synthesis, as a server does before it reports ready). Until the gRPC service
 exists this is what ``make run`` does.
 """
 
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         voice = VoiceCatalog.load(config).get(args.voice)
         engine = Engine(config)
+        engine.warm_up(voice)
         started = time.perf_counter()
         first_audio = None
         chunks = []
