@@ -135,9 +135,4 @@ def _recover_duration_affine_scale(graph, initializers, array, tensors) -> None:
     # Without the scale the flow cannot be inverted; let the model report the gap.
 
 
-def fp_bytes(network: VoiceNetwork) -> int:
-    """Size of the weights in bytes (for logs)."""
-    return int(sum(t.nbytes for t in network.tensors.values()))
-
-
-__all__ = ["VoiceNetwork", "read_voice_network", "fp_bytes"]
+__all__ = ["VoiceNetwork", "read_voice_network"]

@@ -84,11 +84,6 @@ class ConvSpec:
             bias=self.bias,
         )
 
-    @property
-    def radius(self) -> int:
-        """Frames of context on each side that one output frame reads (non-transposed)."""
-        return self.dilation * (self.kernel_size - 1) // 2
-
 
 @dataclass(frozen=True)
 class Architecture:

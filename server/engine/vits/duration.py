@@ -159,7 +159,7 @@ class DurationPredictor(nn.Module):
 
 
 def build_duration_predictor(arch: Architecture) -> nn.Module:
-    if arch.has_conv("dp.flows.3.pre") or arch.indices("dp.flows"):
+    if arch.indices("dp.flows"):
         return StochasticDurationPredictor(arch)
     if arch.has_conv("dp.conv_1"):
         return DurationPredictor(arch)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .architecture import Architecture, ArchitectureError
+from .layers import conditioning, conv_radius
 
 LRELU_SLOPE = 0.1
 
@@ -52,7 +53,7 @@ class ResBlock(nn.Module):
 
     @property
     def radius(self) -> int:
-        return sum(_conv_radius(conv) for chain in self.chains for conv in chain)
+        return sum(conv_radius(conv) for chain in self.chains for conv in chain)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         for chain in self.chains:
@@ -75,7 +76,7 @@ class Generator(nn.Module):
         self.resblocks = nn.ModuleList(ResBlock(arch, f"dec.resblocks.{i}") for i in block_ids)
         self.blocks_per_stage = len(block_ids) // len(up_ids)
         self.conv_post = arch.conv("dec.conv_post").build()
-        self.cond = arch.conv("dec.cond").build() if arch.has_conv("dec.cond") else None
+        self.cond = conditioning(arch, "dec.cond")
         self.hop_length = 1
         for up in self.ups:
             self.hop_length *= up.stride[0]
@@ -128,7 +129,7 @@ class Generator(nn.Module):
         (positions at that stage's rate, inclusive), and the last entry the latent frames read.
         """
         hi -= 1
-        lo, hi = lo - _conv_radius(self.conv_post), hi + _conv_radius(self.conv_post)
+        lo, hi = lo - conv_radius(self.conv_post), hi + conv_radius(self.conv_post)
         ranges = []
         for stage in reversed(range(len(self.ups))):
             reach = max(block.radius for block in self._stage_blocks(stage))
@@ -141,7 +142,7 @@ class Generator(nn.Module):
             hi = (hi + pad) // stride
         ranges.append((lo, hi))
         ranges.reverse()
-        ranges.append((lo - _conv_radius(self.conv_pre), hi + _conv_radius(self.conv_pre)))
+        ranges.append((lo - conv_radius(self.conv_pre), hi + conv_radius(self.conv_pre)))
         return ranges
 
     def receptive_field(self) -> tuple[int, int]:
@@ -162,7 +163,3 @@ def _crop(x: torch.Tensor, offset: int, needed: tuple[int, int]) -> tuple[torch.
     if lo == offset and hi == offset + x.shape[-1]:
         return x, offset
     return x[..., lo - offset : hi - offset], lo
-
-
-def _conv_radius(conv: nn.Module) -> int:
-    return conv.dilation[0] * (conv.kernel_size[0] - 1) // 2

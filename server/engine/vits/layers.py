@@ -23,6 +23,11 @@ class ChannelLayerNorm(nn.Module):
         return x.transpose(1, -1)
 
 
+def conv_radius(conv: nn.Module) -> int:
+    """Positions of context on each side that one output of a 'same'-padded conv reads."""
+    return conv.dilation[0] * (conv.kernel_size[0] - 1) // 2
+
+
 def conditioning(arch: Architecture, path: str) -> nn.Module | None:
     """The speaker-conditioning 1x1 conv at ``path`` if the voice has one (multi-speaker voices)."""
     return arch.conv(path).build() if arch.has_conv(path) else None
@@ -43,7 +48,7 @@ class WaveNet(nn.Module):
 
     @property
     def radius(self) -> int:
-        return sum(conv.dilation[0] * (conv.kernel_size[0] - 1) // 2 for conv in self.in_layers)
+        return sum(conv_radius(conv) for conv in self.in_layers)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
         hidden = self.hidden
