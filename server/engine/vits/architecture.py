@@ -26,7 +26,12 @@ class Conv1d(nn.Conv1d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available():
+        if (
+            x.device.type == "cpu"
+            and x.dtype == torch.float32
+            and torch.backends.mkldnn.is_available()
+            and not torch.compiler.is_compiling()  # the compiler picks its own kernels
+        ):
             return torch.mkldnn_convolution(
                 x.contiguous(), self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups
             )
