@@ -52,12 +52,12 @@ class Run:
     audio_s: float
 
 
-def _timed_stream(chunks, sample_rate: int) -> Run:
-    """Consume an iterator of audio arrays, timing its first item and its end."""
+def _timed_stream(make_chunks, sample_rate: int) -> Run:
+    """Call ``make_chunks`` and consume the audio arrays it yields, timing the first and the end."""
     started = time.perf_counter()
     samples = 0
     first = None
-    for audio in chunks:
+    for audio in make_chunks():
         if first is None:
             first = time.perf_counter() - started
         samples += len(audio)
@@ -65,13 +65,17 @@ def _timed_stream(chunks, sample_rate: int) -> Run:
 
 
 def _piper_run(piper_voice, syn_config, text: str) -> Run:
-    chunks = (chunk.audio_float_array for chunk in piper_voice.synthesize(text, syn_config=syn_config))
+    def chunks():
+        return (chunk.audio_float_array for chunk in piper_voice.synthesize(text, syn_config=syn_config))
+
     return _timed_stream(chunks, piper_voice.config.sample_rate)
 
 
 def _stream_run(engine: Engine, voice, text: str, options: SynthesisOptions) -> Run:
-    events = engine.stream(voice, text, options)
-    return _timed_stream((e.samples for e in events if isinstance(e, AudioChunk)), voice.info.sample_rate)
+    def chunks():
+        return (e.samples for e in engine.stream(voice, text, options) if isinstance(e, AudioChunk))
+
+    return _timed_stream(chunks, voice.info.sample_rate)
 
 
 def _whole_run(engine: Engine, voice, text: str, options: SynthesisOptions) -> Run:

@@ -283,8 +283,12 @@ class Engine:
     def stream(self, voice: Voice, text: str, options: SynthesisOptions = SynthesisOptions()) -> Iterator[SentenceStart | AudioChunk]:
         """Yield each sentence's :class:`SentenceStart`, then its audio chunks as they are decoded."""
         sentences = voice.phonemizer.sentences(text)
+        return self.stream_requests(voice, self.sentence_requests(voice, sentences, options))
+
+    def stream_requests(self, voice: Voice, requests: Sequence[SentenceRequest]) -> Iterator[SentenceStart | AudioChunk]:
+        """:meth:`stream` for sentences already phonemized and resolved (see :meth:`sentence_requests`)."""
         offset = 0
-        for index, request in enumerate(self.sentence_requests(voice, sentences, options)):
+        for index, request in enumerate(requests):
             encoded = self.encode([request])[0]
             yield SentenceStart(
                 index=index,
@@ -294,8 +298,7 @@ class Engine:
                 start_sample=offset,
                 num_samples=encoded.num_samples,
             )
-            windows = self.config.chunks.windows(encoded.num_frames)
-            for start, end in windows:
+            for start, end in self.config.chunks.windows(encoded.num_frames):
                 (audio,) = self.decode([DecodeWindow(encoded, start, end)])
                 yield AudioChunk(audio, index, offset + start * voice.hop_length, last_in_sentence=end == encoded.num_frames)
             offset += encoded.num_samples

@@ -1,0 +1,105 @@
+"""Composition root: build the service and the gRPC server from one config, run, drain on signals."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from typing import Sequence
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
+
+from .config import ServerConfig, load_config
+from .engine.errors import SyrinxError
+from .service import SynthesisService
+from .transport.servicer import SERVICE_NAME, SynthesizerServicer
+
+log = logging.getLogger("syrinx.server")
+
+OVERALL = ""  # the health protocol's name for the server as a whole
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    service: SynthesisService
+
+    async def mark(self, status: int) -> None:
+        for name in (OVERALL, SERVICE_NAME):
+            await self.health.set(name, status)
+
+    async def drain(self, grace: float) -> None:
+        """Stop taking calls, let those in flight finish within ``grace`` seconds, then stop."""
+        self.service.drain()
+        await self.health.enter_graceful_shutdown()  # every name NOT_SERVING, watchers told
+        await self.server.stop(grace)
+        self.service.close()
+
+
+async def create_server(config: ServerConfig, service: SynthesisService | None = None) -> RunningServer:
+    """Bind and start the server (NOT_SERVING until :func:`make_ready`); port 0 picks a free port."""
+    service = service or SynthesisService(config)
+    server = grpc.aio.server()
+    pb_grpc.add_SynthesizerServicer_to_server(SynthesizerServicer(service), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    await server.start()
+    running = RunningServer(server, port, health_servicer, service)
+    await running.mark(health_pb2.HealthCheckResponse.NOT_SERVING)
+    return running
+
+
+async def make_ready(running: RunningServer) -> None:
+    """Load and warm up the voices, then report SERVING."""
+    await running.service.start()
+    await running.mark(health_pb2.HealthCheckResponse.SERVING)
+
+
+async def serve(config: ServerConfig) -> int:
+    running = await create_server(config)
+    log.info("listening on port %d; loading voices", running.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    ready = asyncio.create_task(make_ready(running))
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if ready.done() and ready.exception() is not None:
+        log.error("start-up failed: %s", ready.exception())
+        await running.drain(0)
+        return 1
+    if ready.done():
+        log.info("serving on port %d", running.port)
+        await stopped
+    ready.cancel()
+    log.info("draining: up to %.0f s for %d call(s) in flight", config.drain_seconds, running.service.active_streams)
+    await running.drain(config.drain_seconds)
+    log.info("stopped")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        config = load_config(sys.argv[1:] if argv is None else argv, os.environ)
+    except SyrinxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(serve(config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

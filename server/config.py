@@ -1,0 +1,84 @@
+"""Server settings: flags over ``SYRINX_*`` environment over defaults, validated once at start-up."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from .engine.config import ChunkPolicy, EngineConfig
+from .engine.errors import InvalidOptionError
+
+DEFAULT_PORT = 50051
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "[::]"
+    port: int = DEFAULT_PORT  # 0 picks a free port (tests)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    max_text_chars: int = 10_000
+    max_streams: int = 16  # concurrent Synthesize/StreamSynthesize calls; more get RESOURCE_EXHAUSTED
+    drain_seconds: float = 20.0  # after SIGTERM, how long in-flight calls may run on
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise InvalidOptionError(f"port must be 0-65535, got {self.port}")
+        if self.max_text_chars < 1:
+            raise InvalidOptionError(f"max text length must be positive, got {self.max_text_chars}")
+        if self.max_streams < 1:
+            raise InvalidOptionError(f"max streams must be positive, got {self.max_streams}")
+        if self.drain_seconds < 0:
+            raise InvalidOptionError(f"drain grace must be >= 0 seconds, got {self.drain_seconds}")
+
+
+# flag name -> (environment variable, type, help)
+_SETTINGS = {
+    "host": ("SYRINX_HOST", str, "address to listen on"),
+    "port": ("SYRINX_PORT", int, f"port to listen on (default {DEFAULT_PORT}; 0 picks a free one)"),
+    "voices_dir": ("SYRINX_VOICES_DIR", str, "directory of extra Piper voices (NAME.onnx + NAME.onnx.json)"),
+    "device": ("SYRINX_DEVICE", str, "cpu, cuda or cuda:N"),
+    "dtype": ("SYRINX_DTYPE", str, "float32, or float16/bfloat16 on CUDA"),
+    "threads": ("SYRINX_THREADS", int, "CPU inference threads (0 = one per core)"),
+    "max_text_chars": ("SYRINX_MAX_TEXT_CHARS", int, "longest text accepted"),
+    "max_streams": ("SYRINX_MAX_STREAMS", int, "concurrent synthesis calls before RESOURCE_EXHAUSTED"),
+    "drain_seconds": ("SYRINX_DRAIN_SECONDS", float, "grace for in-flight calls after SIGTERM"),
+    "first_chunk_frames": ("SYRINX_FIRST_CHUNK_FRAMES", int, "size of a sentence's first audio chunk, in frames"),
+    "log_level": ("SYRINX_LOG_LEVEL", str, "DEBUG, INFO, WARNING or ERROR"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for name, (env, kind, help_text) in _SETTINGS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, help=f"{help_text} [env {env}]")
+    parser.add_argument("--no-default-voice", action="store_true", help="do not load the bundled voice")
+
+
+def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> ServerConfig:
+    """Build the config from parsed flags, falling back to ``environ`` and then defaults."""
+    values = {}
+    for name, (env, kind, _) in _SETTINGS.items():
+        value = getattr(args, name, None)
+        if value is None and env in environ:
+            try:
+                value = kind(environ[env])
+            except ValueError:
+                raise InvalidOptionError(f"{env}={environ[env]!r} is not a valid {kind.__name__}") from None
+        if value is not None:
+            values[name] = value
+    engine_keys = {"device", "dtype", "threads"}
+    engine = EngineConfig(
+        **{k: values.pop(k) for k in list(values) if k in engine_keys},
+        chunks=ChunkPolicy(first_frames=values.pop("first_chunk_frames", ChunkPolicy().first_frames)),
+        voices_dir=Path(values.pop("voices_dir")) if "voices_dir" in values else None,
+        default_voice=not getattr(args, "no_default_voice", False),
+    )
+    return ServerConfig(engine=engine, **values)
+
+
+def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfig:
+    parser = argparse.ArgumentParser(prog="syrinx serve", description="Serve Syrinx over gRPC.")
+    add_arguments(parser)
+    return config_from(parser.parse_args(list(argv)), environ)

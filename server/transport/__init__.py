@@ -1,0 +1,1 @@
+"""The gRPC transport: proto messages to and from domain types, nothing else."""

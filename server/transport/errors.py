@@ -1,0 +1,72 @@
+"""The one table from domain errors to gRPC status codes, applied to every RPC method.
+
+Messages of domain errors are written for the client and pass through as they
+are. Anything else is a bug: the client gets INTERNAL with an id to quote, and
+the stack trace goes to the server log under that id, never to the client.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import uuid
+from typing import Any, Callable
+
+import grpc
+
+from ..engine.errors import InvalidOptionError, InvalidTextError, VoiceLoadError, VoiceNotFoundError
+from ..service import OverCapacityError, UnavailableError
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: dict[type[Exception], grpc.StatusCode] = {
+    InvalidTextError: grpc.StatusCode.INVALID_ARGUMENT,
+    InvalidOptionError: grpc.StatusCode.INVALID_ARGUMENT,
+    VoiceNotFoundError: grpc.StatusCode.NOT_FOUND,
+    OverCapacityError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    UnavailableError: grpc.StatusCode.UNAVAILABLE,
+    VoiceLoadError: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+def status_for(error: Exception) -> tuple[grpc.StatusCode, str]:
+    for kind, code in STATUS_BY_ERROR.items():
+        if isinstance(error, kind):
+            return code, str(error)
+    incident = uuid.uuid4().hex[:12]
+    log.error("internal error %s", incident, exc_info=error)
+    return grpc.StatusCode.INTERNAL, f"internal error (id {incident}); the operator can find it in the server log"
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
+    code, message = status_for(error)
+    await context.abort(code, message)
+
+
+def translate_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a servicer method (unary or server-streaming) so errors leave through :data:`STATUS_BY_ERROR`."""
+    if inspect.isasyncgenfunction(method):
+
+        @functools.wraps(method)
+        async def streaming(self, request, context):
+            try:
+                async for item in method(self, request, context):
+                    yield item
+            except (grpc.aio.AbortError, GeneratorExit):
+                raise
+            except Exception as error:  # noqa: BLE001 - the table decides
+                await _abort(context, error)
+
+        return streaming
+
+    @functools.wraps(method)
+    async def unary(self, request, context):
+        try:
+            return await method(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the table decides
+            await _abort(context, error)
+
+    return unary

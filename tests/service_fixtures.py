@@ -1,0 +1,35 @@
+"""A real Syrinx gRPC server on a loopback port, run on its own event loop in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Coroutine
+
+import grpc
+from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
+
+from syrinx.server.app import RunningServer, create_server, make_ready
+from syrinx.server.config import ServerConfig
+
+
+class ServerThread:
+    def __init__(self, config: ServerConfig) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="test-server")
+        self._thread.start()
+        self.running: RunningServer = self.call(create_server(config))
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.running.port}")
+        self.stub = pb_grpc.SynthesizerStub(self.channel)
+
+    def call(self, coroutine: Coroutine[Any, Any, Any], timeout: float = 300) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def make_ready(self) -> None:
+        self.call(make_ready(self.running))
+
+    def stop(self) -> None:
+        self.channel.close()
+        self.call(self.running.drain(0))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)

@@ -1,0 +1,258 @@
+"""The gRPC service against a real server on a loopback port, with the real engine."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import io
+import wave
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from syrinx.v1 import synthesizer_pb2 as pb
+
+from service_fixtures import ServerThread
+from syrinx.server.config import ServerConfig
+from syrinx.server.engine import AudioChunk, Engine, EngineConfig, SynthesisOptions
+from syrinx.server.transport.servicer import pcm16
+
+MAX_TEXT = 6000
+MAX_STREAMS = 12
+
+
+@pytest.fixture(scope="module")
+def server():
+    running = ServerThread(ServerConfig(host="127.0.0.1", port=0, max_text_chars=MAX_TEXT, max_streams=MAX_STREAMS))
+    running.make_ready()
+    yield running
+    running.stop()
+
+
+def reference_pcm(engine: Engine, voice, text: str, seed: int) -> bytes:
+    """What the engine itself produces for the request (same chunking, same seed)."""
+    chunks = [e.samples for e in engine.stream(voice, text, SynthesisOptions(seed=seed)) if isinstance(e, AudioChunk)]
+    return pcm16(np.concatenate(chunks))
+
+
+def stream_request(text: str, seed: int = 7, **fields) -> pb.StreamSynthesizeRequest:
+    return pb.StreamSynthesizeRequest(text=text, seed=seed, **fields)
+
+
+def test_list_voices(server, voice):
+    reply = server.stub.ListVoices(pb.ListVoicesRequest())
+    assert reply.default_voice == voice.name
+    assert [v.name for v in reply.voices] == [voice.name]
+    assert reply.voices[0].sample_rate_hz == voice.info.sample_rate == 22050
+    assert reply.voices[0].language == "en_US"
+
+
+def test_unary_audio_equals_engine_output(server, engine, voice):
+    text = "The unary call returns the whole audio at once. It has two sentences."
+    reply = server.stub.Synthesize(pb.SynthesizeRequest(text=text, seed=11, request_id="abc-1"))
+    assert reply.audio == reference_pcm(engine, voice, text, 11)
+    assert reply.num_samples * 2 == len(reply.audio)
+    assert reply.format == pb.AudioFormat(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate_hz=22050, channels=1)
+    assert reply.request_id == "abc-1"
+
+
+def test_unary_wav(server, engine, voice):
+    text = "A wave file, header and all."
+    reply = server.stub.Synthesize(
+        pb.SynthesizeRequest(text=text, seed=3, audio_config=pb.AudioConfig(encoding=pb.AUDIO_ENCODING_WAV))
+    )
+    with wave.open(io.BytesIO(reply.audio)) as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (22050, 1, 2)
+        assert wav.readframes(wav.getnframes()) == reference_pcm(engine, voice, text, 3)
+    assert reply.format.encoding == pb.AUDIO_ENCODING_WAV
+
+
+def test_stream_chunks_are_ordered_and_equal_engine_output(server, engine, voice):
+    text = "Streaming sends audio while the model is still working. Here is a second sentence, too."
+    replies = list(server.stub.StreamSynthesize(stream_request(text, seed=5, request_id="s-9")))
+    assert len(replies) > 2
+    assert replies[0].format == pb.AudioFormat(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate_hz=22050, channels=1)
+    assert all(not r.HasField("format") for r in replies[1:])
+    assert [r.sequence_number for r in replies] == list(range(len(replies)))
+    assert [r.final for r in replies] == [False] * (len(replies) - 1) + [True]
+    offset = 0
+    for reply in replies:
+        assert reply.offset_samples == offset and reply.num_samples * 2 == len(reply.audio)
+        assert reply.request_id == "s-9"
+        offset += reply.num_samples
+    assert b"".join(r.audio for r in replies) == reference_pcm(engine, voice, text, 5)
+
+
+def test_eight_concurrent_streams_each_get_their_own_audio(server, engine, voice):
+    texts = [f"Caller number {i} asked about order {100 + 17 * i}, which ships on day {i + 3}." for i in range(8)]
+
+    def run(i: int) -> bytes:
+        return b"".join(r.audio for r in server.stub.StreamSynthesize(stream_request(texts[i], seed=i)))
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(run, range(8)))
+    for i, audio in enumerate(results):
+        assert audio == reference_pcm(engine, voice, texts[i], i), f"stream {i} got someone else's audio"
+
+
+# -- errors: one test per row of the table ------------------------------------------------
+
+
+def _error(call) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        result = call()
+        if not isinstance(result, pb.SynthesizeResponse):
+            list(result)
+    return info.value
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t "])
+def test_empty_text_is_invalid_argument(server, text):
+    error = _error(lambda: server.stub.StreamSynthesize(stream_request(text)))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "empty" in error.details()
+
+
+def test_text_over_the_limit_says_the_limit(server):
+    error = _error(lambda: server.stub.Synthesize(pb.SynthesizeRequest(text="a" * (MAX_TEXT + 1))))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"limit is {MAX_TEXT}" in error.details()
+
+
+def test_unknown_voice_is_not_found_and_lists_voices(server, voice):
+    error = _error(lambda: server.stub.StreamSynthesize(stream_request("Hello.", voice="en_GB-nobody-low")))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert "en_GB-nobody-low" in error.details() and voice.name in error.details()
+
+
+@pytest.mark.parametrize(
+    "fields, words",
+    [
+        ({"speaking_rate": 9.0}, "0.25 to 4"),
+        ({"audio_config": pb.AudioConfig(sample_rate_hz=16000)}, "22050"),
+        ({"audio_config": pb.AudioConfig(encoding=pb.AUDIO_ENCODING_WAV)}, "AUDIO_ENCODING_LINEAR16"),
+        ({"speaker_id": 2}, "single speaker"),
+        ({"request_id": "x" * 200}, "limit is 128"),
+    ],
+)
+def test_unsupported_options_are_invalid_argument(server, fields, words):
+    error = _error(lambda: server.stub.StreamSynthesize(stream_request("Hello there.", **fields)))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert words in error.details()
+
+
+def test_over_capacity_is_resource_exhausted_at_once(server):
+    long_text = " ".join(f"This is sentence number {i} of a very long answer." for i in range(80))
+    held = [server.stub.StreamSynthesize(stream_request(long_text, seed=i)) for i in range(MAX_STREAMS)]
+    try:
+        for call in held:  # each holds a slot: it cannot finish while its client reads nothing more
+            next(call)
+        error = _error(lambda: server.stub.StreamSynthesize(stream_request("One more, please.")))
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert f"limit of {MAX_STREAMS}" in error.details()
+    finally:
+        for call in held:
+            call.cancel()
+
+
+def test_unexpected_error_is_internal_without_details(server, monkeypatch):
+    def broken():
+        raise RuntimeError("secret internals /etc/passwd")
+
+    monkeypatch.setattr(server.running.service, "voices", broken)
+    error = _error(lambda: server.stub.ListVoices(pb.ListVoicesRequest()))
+    assert error.code() == grpc.StatusCode.INTERNAL
+    assert "id " in error.details()
+    assert "secret" not in error.details() and "Traceback" not in error.details() and "RuntimeError" not in error.details()
+
+
+# -- reflection, cancellation ---------------------------------------------------------------
+
+
+def test_reflection_lists_the_services(server):
+    stub = reflection_pb2_grpc.ServerReflectionStub(server.channel)
+    (reply,) = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
+    names = {s.name for s in reply.list_services_response.service}
+    assert {"syrinx.v1.Synthesizer", "grpc.health.v1.Health"} <= names
+
+
+def test_cancelled_stream_stops_engine_work(server):
+    service = server.running.service
+    engine = service._engine
+    calls = {"decode": 0}
+    original = engine.decode
+
+    def counting(windows):
+        calls["decode"] += 1
+        return original(windows)
+
+    engine.decode = counting
+    try:
+        long_text = " ".join(f"Sentence {i} keeps this answer going for a long while." for i in range(60))
+        call = server.stub.StreamSynthesize(stream_request(long_text))
+        next(call), next(call)
+        call.cancel()
+        # Wait for the server to release the stream (its close runs after the last step).
+        server.call(_until(lambda: service.active_streams == 0))
+        after_cancel = calls["decode"]
+        # One short request through the same worker proves nothing of the cancelled stream is queued.
+        list(server.stub.StreamSynthesize(stream_request("Short.")))
+        short_steps = calls["decode"] - after_cancel
+        list(server.stub.StreamSynthesize(stream_request("Short.")))
+        assert calls["decode"] - after_cancel == 2 * short_steps
+        total_windows = 60 * 3  # each sentence takes several windows
+        assert after_cancel < total_windows / 4, "the cancelled stream kept synthesizing"
+    finally:
+        engine.decode = original
+
+
+async def _until(condition, timeout: float = 30.0) -> None:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise TimeoutError("condition not reached")
+        await asyncio.sleep(0.01)
+
+
+# -- health across start-up and drain ---------------------------------------------------------
+
+
+def test_health_goes_not_serving_serving_not_serving_and_in_flight_stream_completes(engine, voice):
+    fresh = ServerThread(ServerConfig(host="127.0.0.1", port=0))
+    health = health_pb2_grpc.HealthStub(fresh.channel)
+
+    def status(name: str) -> int:
+        return health.Check(health_pb2.HealthCheckRequest(service=name)).status
+
+    try:
+        assert status("") == status("syrinx.v1.Synthesizer") == health_pb2.HealthCheckResponse.NOT_SERVING
+        early = _error(lambda: fresh.stub.ListVoices(pb.ListVoicesRequest()))
+        assert early.code() == grpc.StatusCode.UNAVAILABLE and "loading" in early.details()
+
+        fresh.make_ready()
+        assert status("") == status("syrinx.v1.Synthesizer") == health_pb2.HealthCheckResponse.SERVING
+
+        watch = health.Watch(health_pb2.HealthCheckRequest(service="syrinx.v1.Synthesizer"))
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+
+        text = "This answer is still playing when the server is asked to stop. It must finish anyway."
+        call = fresh.stub.StreamSynthesize(stream_request(text, seed=2))
+        first = next(call)
+        draining = concurrent.futures.Future()
+        fresh.loop.call_soon_threadsafe(
+            lambda: fresh.loop.create_task(fresh.running.drain(30)).add_done_callback(lambda t: draining.set_result(t))
+        )
+        assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING  # at once, while draining
+        watch.cancel()  # an open watch is a call in flight too; the drain would wait for it
+        rest = list(call)
+        assert rest[-1].final
+        assert first.audio + b"".join(r.audio for r in rest) == reference_pcm(engine, voice, text, 2)
+        draining.result(60)
+        assert fresh.running.service.ready is False
+    finally:
+        fresh.channel.close()
+        fresh.loop.call_soon_threadsafe(fresh.loop.stop)
