@@ -6,7 +6,9 @@ PY := $(VENV)/bin/python
 CONSTRAINTS ?= constraints/cpu.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: install test run bench-engine clean
+BUF := node_modules/.bin/buf
+
+.PHONY: install test run say proto lint bench-engine clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -14,15 +16,32 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# buf (protobuf linter) comes from npm, pinned in package.json.
+$(BUF): package.json
+	npm install --no-audit --no-fund --silent
+	touch $(BUF)
 
-test: $(STAMP)
+install: $(STAMP) $(BUF)
+
+test: install
 	$(PY) -m pytest
 
-# Until the gRPC service lands, `make run` speaks through the engine with the bundled voice.
-TEXT ?= Hello from Syrinx. This audio was streamed from our own torch implementation of a Piper voice.
+# Serves the bundled voice on port 50051 (SYRINX_* variables or ARGS="--port ..." change it).
 run: $(STAMP)
+	$(VENV)/bin/syrinx-server $(ARGS)
+
+# Speaks through the engine alone, no server: writes out.wav and prints first-audio time.
+TEXT ?= Hello from Syrinx. This audio was streamed from our own torch implementation of a Piper voice.
+say: $(STAMP)
 	$(PY) -m syrinx.server.engine "$(TEXT)" -o out.wav
+
+# Regenerate the committed stubs after editing protos/ (a test checks they match).
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -I protos --python_out=client/_generated --pyi_out=client/_generated \
+		--grpc_python_out=client/_generated $$(cd protos && find . -name '*.proto' | sed 's|^\./||')
+
+lint: $(BUF)
+	$(BUF) lint
 
 ROUNDS ?= 5
 bench-engine: $(STAMP)

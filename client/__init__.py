@@ -1,0 +1,5 @@
+"""Python client for Syrinx: generated stubs (``syrinx.v1``) plus a small helper and the ``syrinx`` CLI."""
+
+from .client import AudioStream, SyrinxClient
+
+__all__ = ["AudioStream", "SyrinxClient"]

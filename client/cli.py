@@ -1,0 +1,97 @@
+"""``syrinx``: serve, or talk to a Syrinx server from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import grpc
+
+from .client import DEFAULT_ADDRESS, SyrinxClient
+
+
+def _serve(args: argparse.Namespace, rest: list[str]) -> int:
+    from syrinx.server.app import main as serve_main
+
+    return serve_main(rest)
+
+
+def _say(args: argparse.Namespace, rest: list[str]) -> int:
+    with SyrinxClient(args.address) as client:
+        reply = client.synthesize(args.text, voice=args.voice, speaking_rate=args.rate, seed=args.seed, wav=True)
+    with open(args.output, "wb") as f:
+        f.write(reply.audio)
+    seconds = reply.num_samples / reply.format.sample_rate_hz
+    print(f"{seconds:.2f} s of audio -> {args.output}", file=sys.stderr)
+    return 0
+
+
+def _stream(args: argparse.Namespace, rest: list[str]) -> int:
+    out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
+    started = time.perf_counter()
+    first = None
+    try:
+        with SyrinxClient(args.address) as client:
+            stream = client.stream(args.text, voice=args.voice, speaking_rate=args.rate, seed=args.seed)
+            for audio in stream:
+                if first is None:
+                    first = time.perf_counter() - started
+                    print(f"first audio after {first * 1e3:.1f} ms", file=sys.stderr)
+                out.write(audio)
+                out.flush()
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+    fmt = stream.format
+    print(f"raw {fmt.sample_rate_hz} Hz mono 16-bit little-endian PCM -> {args.output}", file=sys.stderr)
+    return 0
+
+
+def _voices(args: argparse.Namespace, rest: list[str]) -> int:
+    with SyrinxClient(args.address) as client:
+        reply = client.voices()
+    for voice in reply.voices:
+        mark = " (default)" if voice.name == reply.default_voice else ""
+        speakers = f", {len(voice.speakers)} speakers" if voice.speakers else ""
+        print(f"{voice.name}{mark}: {voice.language}, {voice.sample_rate_hz} Hz, {voice.quality}{speakers}")
+    return 0
+
+
+def _health(args: argparse.Namespace, rest: list[str]) -> int:
+    with SyrinxClient(args.address) as client:
+        status = client.health(args.service)
+    print(status)
+    return 0 if status == "SERVING" else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="syrinx", description=__doc__)
+    parser.add_argument("--address", default=DEFAULT_ADDRESS, help=f"server address (default {DEFAULT_ADDRESS})")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the server (flags: syrinx serve --help)", add_help=False).set_defaults(run=_serve)
+    for name, run, help_text in (("say", _say, "write a WAV file"), ("stream", _stream, "stream raw PCM; prints time to first audio")):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("text")
+        command.add_argument("-o", "--output", default="out.wav" if name == "say" else "-")
+        command.add_argument("--voice", default="")
+        command.add_argument("--rate", type=float, default=0.0, help="speaking rate, 1.0 normal")
+        command.add_argument("--seed", type=int, default=None)
+        command.set_defaults(run=run)
+    commands.add_parser("voices", help="list the server's voices").set_defaults(run=_voices)
+    health = commands.add_parser("health", help="exit 0 if the server is SERVING")
+    health.add_argument("--service", default="", help="'' (whole server) or syrinx.v1.Synthesizer")
+    health.set_defaults(run=_health)
+
+    args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if rest and args.command != "serve":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        return args.run(args, rest)
+    except grpc.RpcError as error:
+        print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""The server as a process: `syrinx` CLI against it, and SIGTERM while a stream is in flight."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import wave
+from pathlib import Path
+
+import grpc
+import pytest
+from syrinx.v1 import synthesizer_pb2 as pb
+from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
+
+BIN = Path(sys.executable).parent
+START_TIMEOUT = 180
+
+
+class ServerProcess:
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [str(BIN / "syrinx-server"), "--host", "127.0.0.1", "--port", "0", "--drain-seconds", "60"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.port = int(self.wait_for(r"serving on port (\d+)").group(1))
+        self.address = f"127.0.0.1:{self.port}"
+
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            self.lines.put(line)
+
+    def wait_for(self, pattern: str) -> re.Match:
+        while True:
+            try:
+                line = self.lines.get(timeout=START_TIMEOUT)
+            except queue.Empty:
+                raise AssertionError(f"server never logged {pattern!r}") from None
+            match = re.search(pattern, line)
+            if match:
+                return match
+
+
+@pytest.fixture(scope="module")
+def server_process():
+    server = ServerProcess()
+    yield server
+    if server.process.poll() is None:
+        server.process.kill()
+        server.process.wait()
+
+
+def syrinx(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "syrinx"), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_health_voices_say_stream(server_process, tmp_path):
+    address = ("--address", server_process.address)
+    health = syrinx(*address, "health", "--service", "syrinx.v1.Synthesizer")
+    assert (health.returncode, health.stdout.strip()) == (0, "SERVING")
+
+    voices = syrinx(*address, "voices")
+    assert voices.returncode == 0 and "en_US-joe-medium (default)" in voices.stdout
+
+    wav_path = tmp_path / "hello.wav"
+    say = syrinx(*address, "say", "Hello from the command line.", "-o", str(wav_path), "--seed", "1")
+    assert say.returncode == 0, say.stderr
+    with wave.open(str(wav_path)) as wav:
+        assert wav.getframerate() == 22050 and wav.getnframes() > 10_000
+
+    raw_path = tmp_path / "hello.raw"
+    stream = syrinx(*address, "stream", "Hello from the command line.", "-o", str(raw_path), "--seed", "1")
+    assert stream.returncode == 0, stream.stderr
+    assert "first audio after" in stream.stderr
+    with wave.open(str(wav_path)) as wav:
+        assert raw_path.read_bytes() == wav.readframes(wav.getnframes())  # same seed, same audio
+
+    bad = syrinx(*address, "say", "Hi.", "--voice", "nope", "-o", str(tmp_path / "x.wav"))
+    assert bad.returncode == 2 and "NOT_FOUND" in bad.stderr and "en_US-joe-medium" in bad.stderr
+
+
+def test_sigterm_lets_the_stream_in_flight_finish_then_exits_0(server_process):
+    channel = grpc.insecure_channel(server_process.address)
+    stub = pb_grpc.SynthesizerStub(channel)
+    text = " ".join(f"Sentence {i} of an answer that is still being spoken when the pod is told to stop." for i in range(6))
+    call = stub.StreamSynthesize(pb.StreamSynthesizeRequest(text=text, seed=4))
+    first = next(call)
+    assert first.sequence_number == 0
+    server_process.process.send_signal(signal.SIGTERM)
+    server_process.wait_for(r"draining")
+    rest = list(call)
+    assert rest and rest[-1].final
+    assert [r.sequence_number for r in rest] == list(range(1, len(rest) + 1))
+    assert server_process.process.wait(timeout=60) == 0
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.ListVoices(pb.ListVoicesRequest(), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    channel.close()
