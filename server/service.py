@@ -69,11 +69,17 @@ class SpeechStream:
 
     async def __aiter__(self) -> AsyncIterator[AudioChunk]:
         while self._open:
-            event = await self._service._run(lambda: next(self._events, None))
-            if event is None:
+            chunk = await self._service._run(self._next_chunk)
+            if chunk is None:
                 return
+            yield chunk
+
+    def _next_chunk(self) -> AudioChunk | None:
+        """Advance the engine to its next audio chunk, in one trip to the worker thread."""
+        for event in self._events:
             if isinstance(event, AudioChunk):
-                yield event
+                return event
+        return None
 
     async def aclose(self) -> None:
         """Release the slot; no engine step of this stream runs after this returns."""
