@@ -256,3 +256,13 @@ def test_health_goes_not_serving_serving_not_serving_and_in_flight_stream_comple
     finally:
         fresh.channel.close()
         fresh.loop.call_soon_threadsafe(fresh.loop.stop)
+
+
+def test_deadline_stops_the_stream_and_frees_its_slot(server):
+    long_text = " ".join(f"Sentence {i} of an answer nobody waits for." for i in range(60))
+    call = server.stub.StreamSynthesize(stream_request(long_text), timeout=0.5)
+    with pytest.raises(grpc.RpcError) as info:
+        for _ in call:
+            pass
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    server.call(_until(lambda: server.running.service.active_streams == 0))
