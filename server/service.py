@@ -50,14 +50,18 @@ class SpeechStream:
     """One admitted request: its voice (so the audio format is known before any audio) and its chunks.
 
     It holds a stream slot until :meth:`aclose`, which the caller must await
-    (in a ``finally``) whether or not the chunks were consumed.
+    (in a ``finally``) whether or not the chunks were consumed. Phonemizing
+    happens in the worker together with the first engine step, so the first
+    audio costs one trip to the worker thread; text with nothing to speak
+    fails there, before any audio.
     """
 
-    def __init__(self, service: "SynthesisService", voice: Voice, events: Iterator, num_sentences: int) -> None:
+    def __init__(self, service: "SynthesisService", voice: Voice, start: Callable[[], list]) -> None:
         self.voice = voice
-        self.num_sentences = num_sentences
+        self.num_sentences = 0
         self._service = service
-        self._events = events
+        self._start = start
+        self._events: Iterator | None = None
         self._open = True
 
     @property
@@ -76,6 +80,10 @@ class SpeechStream:
 
     def _next_chunk(self) -> AudioChunk | None:
         """Advance the engine to its next audio chunk, in one trip to the worker thread."""
+        if self._events is None:
+            requests = self._start()
+            self.num_sentences = len(requests)
+            self._events = self._service._engine.stream_requests(self.voice, requests)
         for event in self._events:
             if isinstance(event, AudioChunk):
                 return event
@@ -86,7 +94,8 @@ class SpeechStream:
         if self._open:
             self._open = False
             self._service._release()
-            await self._service._run(self._events.close)  # in the worker: never races a step
+            if self._events is not None:
+                await self._service._run(self._events.close)  # in the worker: never races a step
 
 
 class SynthesisService:
@@ -145,13 +154,12 @@ class SynthesisService:
                 f"server is at its limit of {self.config.max_streams} concurrent streams; retry shortly"
             )
         self._active += 1
-        try:
-            sentences = await self._run(lambda: voice.phonemizer.sentences(request.text))
-            requests = self._engine.sentence_requests(voice, sentences, options)
-        except BaseException:
-            self._release()
-            raise
-        return SpeechStream(self, voice, self._engine.stream_requests(voice, requests), len(requests))
+
+        def start() -> list:
+            sentences = voice.phonemizer.sentences(request.text)
+            return self._engine.sentence_requests(voice, sentences, options)
+
+        return SpeechStream(self, voice, start)
 
     async def synthesize(self, request: SpeechRequest) -> tuple[Voice, np.ndarray]:
         stream = await self.open_stream(request)

@@ -266,3 +266,15 @@ def test_deadline_stops_the_stream_and_frees_its_slot(server):
             pass
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     server.call(_until(lambda: server.running.service.active_streams == 0))
+
+
+@pytest.mark.parametrize("method", ["Synthesize", "StreamSynthesize"])
+def test_text_with_nothing_to_speak_is_invalid_argument_before_any_audio(server, method):
+    if method == "Synthesize":
+        call = lambda: server.stub.Synthesize(pb.SynthesizeRequest(text="..."))  # noqa: E731
+    else:
+        call = lambda: server.stub.StreamSynthesize(stream_request("..."))  # noqa: E731
+    error = _error(call)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "nothing to speak" in error.details()
+    server.call(_until(lambda: server.running.service.active_streams == 0))  # its slot was released
