@@ -56,7 +56,7 @@ class SpeechStream:
     fails there, before any audio.
     """
 
-    def __init__(self, service: "SynthesisService", voice: Voice, start: Callable[[], list]) -> None:
+    def __init__(self, service: "SynthesisService", voice: Voice, start: Callable[[], tuple[Iterator, int]]) -> None:
         self.voice = voice
         self.num_sentences = 0
         self._service = service
@@ -81,9 +81,7 @@ class SpeechStream:
     def _next_chunk(self) -> AudioChunk | None:
         """Advance the engine to its next audio chunk, in one trip to the worker thread."""
         if self._events is None:
-            requests = self._start()
-            self.num_sentences = len(requests)
-            self._events = self._service._engine.stream_requests(self.voice, requests)
+            self._events, self.num_sentences = self._start()
         for event in self._events:
             if isinstance(event, AudioChunk):
                 return event
@@ -155,9 +153,10 @@ class SynthesisService:
             )
         self._active += 1
 
-        def start() -> list:
+        def start() -> tuple[Iterator, int]:
             sentences = voice.phonemizer.sentences(request.text)
-            return self._engine.sentence_requests(voice, sentences, options)
+            requests = self._engine.sentence_requests(voice, sentences, options)
+            return self._engine.stream_requests(voice, requests), len(requests)
 
         return SpeechStream(self, voice, start)
 

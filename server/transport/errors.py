@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import grpc
 
-from ..engine.errors import InvalidOptionError, InvalidTextError, VoiceLoadError, VoiceNotFoundError
+from ..engine.errors import InvalidOptionError, InvalidTextError, VoiceNotFoundError
 from ..service import OverCapacityError, UnavailableError
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,6 @@ STATUS_BY_ERROR: dict[type[Exception], grpc.StatusCode] = {
     VoiceNotFoundError: grpc.StatusCode.NOT_FOUND,
     OverCapacityError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     UnavailableError: grpc.StatusCode.UNAVAILABLE,
-    VoiceLoadError: grpc.StatusCode.UNAVAILABLE,
 }
 
 
