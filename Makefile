@@ -48,7 +48,7 @@ bench-engine: $(STAMP)
 	$(PY) -m bench.engine_bench --rounds $(ROUNDS) $(BENCH_ARGS)
 
 bench-grpc: $(STAMP)
-	$(PY) -m bench.grpc_bench --rounds $(ROUNDS)
+	$(PY) -m bench.grpc_bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info
