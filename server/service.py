@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable, Iterator, TypeVar
 
@@ -20,8 +19,6 @@ import numpy as np
 from .config import ServerConfig
 from .engine import AudioChunk, Engine, SynthesisOptions, Voice, VoiceCatalog
 from .engine.errors import InvalidOptionError, InvalidTextError, SyrinxError
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

@@ -16,7 +16,7 @@ from syrinx.v1 import synthesizer_pb2 as pb
 from service_fixtures import ServerThread
 from syrinx.server.config import ServerConfig
 from syrinx.server.engine import AudioChunk, Engine, EngineConfig, SynthesisOptions
-from syrinx.server.transport.servicer import pcm16
+from syrinx.server.audio import pcm16
 
 MAX_TEXT = 6000
 MAX_STREAMS = 12

@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import wave
 
 import numpy as np
 
+from ..audio import wav_file
 from .config import EngineConfig
 from .engine import AudioChunk, Engine, SynthesisOptions
 from .errors import SyrinxError
@@ -59,11 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     audio = np.concatenate(chunks)
-    with wave.open(args.output, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(voice.info.sample_rate)
-        wav.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    with open(args.output, "wb") as f:
+        f.write(wav_file(audio, voice.info.sample_rate))
     seconds = len(audio) / voice.info.sample_rate
     print(
         f"{voice.name}: {seconds:.2f} s of audio -> {args.output}; first audio {first_audio * 1e3:.1f} ms, "

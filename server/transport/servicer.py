@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import io
-import wave
-
 import grpc
-import numpy as np
 from syrinx.v1 import synthesizer_pb2 as pb
 from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
+from ..audio import pcm16, wav_file
 from ..engine.errors import InvalidOptionError
 from ..service import SpeechRequest, SynthesisService
 from .errors import translate_errors
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Synthesizer"].full_name  # "syrinx.v1.Synthesizer"
 MAX_REQUEST_ID_CHARS = 128
-
-
-def pcm16(samples: np.ndarray) -> bytes:
-    """Float samples in [-1, 1] to little-endian signed 16-bit PCM."""
-    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
-
-
-def wav_file(samples: np.ndarray, sample_rate: int) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(sample_rate)
-        wav.writeframes(pcm16(samples))
-    return buffer.getvalue()
 
 
 def _speech_request(message) -> SpeechRequest:
