@@ -8,12 +8,27 @@ tensors lets modules stay free of any file format.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
 import torch
 from torch import nn
+
+
+def _onednn_applies(x: torch.Tensor) -> bool:
+    return (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and torch.backends.mkldnn.is_available()
+        and not torch.compiler.is_compiling()  # the compiler picks its own kernels
+    )
+
+
+def _as_channels_last_2d(x: torch.Tensor) -> torch.Tensor:
+    """``(batch, channels, time)`` as a ``(batch, channels, 1, time)`` image stored time-major."""
+    return x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
 
 
 class Conv1d(nn.Conv1d):
@@ -23,19 +38,102 @@ class Conv1d(nn.Conv1d):
     kernels, and its native dilated convolution loops over channels: a 128-channel
     dilated conv over 149 frames took 1.2 ms there against about 0.2 ms in oneDNN.
     Short windows and crops hit exactly that case.
+
+    With ``channels_last`` set, the conv runs as a 1-row 2-D conv on time-major
+    data, where oneDNN uses its direct kernel instead of im2col + GEMM; the output
+    stays time-major for the next such layer. In the decoder this made a 48-frame
+    window 12% faster.
     """
 
+    channels_last = False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (
-            x.device.type == "cpu"
-            and x.dtype == torch.float32
-            and torch.backends.mkldnn.is_available()
-            and not torch.compiler.is_compiling()  # the compiler picks its own kernels
-        ):
-            return torch.mkldnn_convolution(
-                x.contiguous(), self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups
+        if not _onednn_applies(x):
+            return super().forward(x)
+        if self.channels_last:
+            out = torch.mkldnn_convolution(
+                _as_channels_last_2d(x), self.weight.unsqueeze(2), self.bias,
+                (0, *self.padding), (1, *self.stride), (1, *self.dilation), self.groups,
             )
-        return super().forward(x)
+            return out.squeeze(2)
+        return torch.mkldnn_convolution(
+            x.contiguous(), self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups
+        )
+
+
+def _version(t: torch.Tensor) -> int:
+    """In-place writes (``load_state_dict``) bump this; inference tensors have none."""
+    return 0 if t.is_inference() else t._version
+
+
+@functools.cache
+def _mkldnn_transposed_conv():
+    """oneDNN's transposed convolution (registered by torch for its compiler), if this build has it."""
+    if not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        return torch.ops.mkldnn._convolution_transpose_pointwise.default
+    except (AttributeError, RuntimeError):
+        return None
+
+
+class ConvTranspose1d(nn.ConvTranspose1d):
+    """``nn.ConvTranspose1d`` that always takes oneDNN on the CPU in float32.
+
+    As for convolutions, torch picks its native kernel below 20480 input elements,
+    and that is slower (1.3 ms against 0.9 ms for 60 frames of the first
+    upsampler). With ``channels_last`` set it runs as a polyphase convolution.
+    """
+
+    channels_last = False  # as for Conv1d
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        kernel = _mkldnn_transposed_conv()
+        if kernel is None or output_size is not None or not _onednn_applies(x):
+            return super().forward(x, output_size)
+        if self.channels_last and self.groups == 1 and self.dilation[0] == 1:
+            return self._polyphase(x)
+        return kernel(
+            x.contiguous(), self.weight, self.bias, list(self.padding), list(self.output_padding),
+            list(self.stride), list(self.dilation), self.groups, "none", [], None,
+        )
+
+    def _polyphase(self, x: torch.Tensor) -> torch.Tensor:
+        """The transposed conv as a stride-1 conv with one output group per phase.
+
+        Output sample ``m = q * stride + r`` (before cropping the padding) is
+        ``sum_j x[q - j] . w[j * stride + r]``: for each phase ``r`` a conv of
+        ``taps`` over the input. Stored time-major, the phases of one input step
+        lie next to each other, so interleaving them is a free reshape. It ran
+        15-30% faster than oneDNN's own transposed kernel on the decoder's shapes.
+        """
+        stride, size, pad = self.stride[0], self.kernel_size[0], self.padding[0]
+        batch, _, frames = x.shape
+        out_channels = self.out_channels
+        weight, bias, taps = self._phase_weights()
+        out = torch.mkldnn_convolution(
+            _as_channels_last_2d(x), weight, bias, (0, taps - 1), (1, 1), (1, 1), 1
+        )  # (batch, stride * out, 1, frames + taps - 1), time-major
+        steps = frames + taps - 1
+        audio = out.permute(0, 3, 1, 2).reshape(batch, steps * stride, out_channels).transpose(1, 2)
+        length = (frames - 1) * stride - 2 * pad + size + self.output_padding[0]
+        return audio[:, :, pad : pad + length]
+
+    def _phase_weights(self) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+        """Weight and bias of the polyphase conv, rebuilt when the layer's weights change."""
+        key = (self.weight.data_ptr(), _version(self.weight), self.weight.dtype)
+        cached = getattr(self, "_phase_cache", None)
+        if cached is None or cached[0] != key:
+            stride, size = self.stride[0], self.kernel_size[0]
+            taps = -(-size // stride)
+            w = torch.nn.functional.pad(self.weight.detach(), (0, taps * stride - size))  # (in, out, taps*stride)
+            w = w.reshape(self.in_channels, self.out_channels, taps, stride)  # [c, o, j, r] = w[c, o, j*stride + r]
+            w = w.flip(2).permute(3, 1, 0, 2)  # (r, o, c, t) with t = taps - 1 - j
+            w = w.reshape(stride * self.out_channels, self.in_channels, 1, taps)
+            bias = None if self.bias is None else self.bias.detach().repeat(stride)
+            cached = (key, w.contiguous(memory_format=torch.channels_last), bias, taps)
+            self._phase_cache = cached
+        return cached[1:]
 
 
 class PointwiseConv1d(nn.Conv1d):
@@ -73,7 +171,7 @@ class ConvSpec:
 
     def build(self) -> nn.Module:
         if self.transposed:
-            cls = nn.ConvTranspose1d
+            cls = ConvTranspose1d
         elif self.kernel_size == 1 and self.groups == 1 and self.padding == 0:
             cls = PointwiseConv1d
         else:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .architecture import Architecture, ArchitectureError
+from .architecture import Architecture, ArchitectureError, Conv1d, ConvTranspose1d
 from .layers import conditioning, conv_radius
 
 LRELU_SLOPE = 0.1
@@ -80,6 +80,10 @@ class Generator(nn.Module):
         self.hop_length = 1
         for up in self.ups:
             self.hop_length *= up.stride[0]
+        # Time-major activations throughout the decoder: faster oneDNN kernels (see Conv1d).
+        for module in self.modules():
+            if isinstance(module, (Conv1d, ConvTranspose1d)):
+                module.channels_last = True
 
     def forward(
         self,
