@@ -41,7 +41,7 @@ class RunningServer:
         self.service.drain()
         await self.health.enter_graceful_shutdown()  # every name NOT_SERVING, watchers told
         await self.server.stop(grace)
-        self.service.close()
+        await self.service.close()
 
 
 async def create_server(config: ServerConfig, service: SynthesisService | None = None) -> RunningServer:

@@ -9,6 +9,7 @@ from typing import Mapping, Sequence
 
 from .engine.config import ChunkPolicy, EngineConfig
 from .engine.errors import InvalidOptionError
+from .scheduler.core import SchedulerConfig
 
 DEFAULT_PORT = 50051
 
@@ -18,8 +19,8 @@ class ServerConfig:
     host: str = "[::]"
     port: int = DEFAULT_PORT  # 0 picks a free port (tests)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     max_text_chars: int = 10_000
-    max_streams: int = 16  # concurrent Synthesize/StreamSynthesize calls; more get RESOURCE_EXHAUSTED
     drain_seconds: float = 20.0  # after SIGTERM, how long in-flight calls may run on
     log_level: str = "INFO"
 
@@ -28,8 +29,6 @@ class ServerConfig:
             raise InvalidOptionError(f"port must be 0-65535, got {self.port}")
         if self.max_text_chars < 1:
             raise InvalidOptionError(f"max text length must be positive, got {self.max_text_chars}")
-        if self.max_streams < 1:
-            raise InvalidOptionError(f"max streams must be positive, got {self.max_streams}")
         if self.drain_seconds < 0:
             raise InvalidOptionError(f"drain grace must be >= 0 seconds, got {self.drain_seconds}")
 
@@ -44,6 +43,10 @@ _SETTINGS = {
     "threads": ("SYRINX_THREADS", int, "CPU inference threads (0 = one per core)"),
     "max_text_chars": ("SYRINX_MAX_TEXT_CHARS", int, "longest text accepted"),
     "max_streams": ("SYRINX_MAX_STREAMS", int, "concurrent synthesis calls before RESOURCE_EXHAUSTED"),
+    "max_waiting_streams": ("SYRINX_MAX_WAITING_STREAMS", int, "calls waiting for their first audio before RESOURCE_EXHAUSTED"),
+    "max_decode_batch": ("SYRINX_MAX_DECODE_BATCH", int, "decode windows batched into one engine call"),
+    "max_step_frames": ("SYRINX_MAX_STEP_FRAMES", int, "latent frames decoded per scheduler step"),
+    "max_ahead_seconds": ("SYRINX_MAX_AHEAD_SECONDS", float, "audio a stream may have ready beyond real time"),
     "drain_seconds": ("SYRINX_DRAIN_SECONDS", float, "grace for in-flight calls after SIGTERM"),
     "first_chunk_frames": ("SYRINX_FIRST_CHUNK_FRAMES", int, "size of a sentence's first audio chunk, in frames"),
     "log_level": ("SYRINX_LOG_LEVEL", str, "DEBUG, INFO, WARNING or ERROR"),
@@ -69,13 +72,23 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> ServerC
         if value is not None:
             values[name] = value
     engine_keys = {"device", "dtype", "threads"}
+    scheduler_keys = {"max_streams", "max_waiting_streams", "max_decode_batch", "max_step_frames", "max_ahead_seconds"}
+    scheduler = {k: values.pop(k) for k in list(values) if k in scheduler_keys}
     engine = EngineConfig(
         **{k: values.pop(k) for k in list(values) if k in engine_keys},
         chunks=ChunkPolicy(first_frames=values.pop("first_chunk_frames", ChunkPolicy().first_frames)),
         voices_dir=Path(values.pop("voices_dir")) if "voices_dir" in values else None,
         default_voice=not getattr(args, "no_default_voice", False),
     )
-    return ServerConfig(engine=engine, **values)
+    return ServerConfig(engine=engine, scheduler=scheduler_defaults(engine.device, **scheduler), **values)
+
+
+def scheduler_defaults(device: str, **overrides) -> SchedulerConfig:
+    """Scheduler limits for ``device``: a GPU batches far more streams per step than two CPU cores."""
+    if device.startswith("cuda"):
+        gpu = dict(max_streams=512, max_waiting_streams=128, max_encode_batch=64, max_decode_batch=128, max_step_frames=16384)
+        overrides = {**gpu, **overrides}
+    return SchedulerConfig(**overrides)
 
 
 def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfig:

@@ -1,36 +1,25 @@
 """The synthesis service: what the transport calls, in domain types only.
 
-Engine work is CPU/GPU-bound and torch runs its own thread pool per step, so
-every engine step runs on one dedicated worker thread. Streams interleave step
-by step (no lock is held across a whole request), and a stream whose client is
-gone simply stops submitting steps. The batching scheduler replaces this
-worker with batched steps.
+It validates requests, owns the voices and hands admitted streams to the
+scheduler, which batches every stream's engine work on one engine thread.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Iterator, TypeVar
 
 import numpy as np
 
 from .config import ServerConfig
-from .engine import AudioChunk, Engine, SynthesisOptions, Voice, VoiceCatalog
+from .engine import Engine, SynthesisOptions, Voice, VoiceCatalog
 from .engine.errors import InvalidOptionError, InvalidTextError, SyrinxError
-
-T = TypeVar("T")
+from .scheduler import EngineClient, ScheduledStream, SchedulerLoop
 
 MIN_SPEAKING_RATE, MAX_SPEAKING_RATE = 0.25, 4.0
 
 
 class UnavailableError(SyrinxError):
     """The server is not ready yet, or is draining."""
-
-
-class OverCapacityError(SyrinxError):
-    """All stream slots are taken."""
 
 
 @dataclass(frozen=True)
@@ -46,69 +35,45 @@ class SpeechRequest:
 class SpeechStream:
     """One admitted request: its voice (so the audio format is known before any audio) and its chunks.
 
-    It holds a stream slot until :meth:`aclose`, which the caller must await
-    (in a ``finally``) whether or not the chunks were consumed. Phonemizing
-    happens in the worker together with the first engine step, so the first
-    audio costs one trip to the worker thread; text with nothing to speak
-    fails there, before any audio.
+    :meth:`aclose` must be awaited (in a ``finally``) whether or not the chunks
+    were consumed; it takes the stream's remaining work out of the scheduler.
+    Text with nothing to speak fails on the first chunk, before any audio.
     """
 
-    def __init__(self, service: "SynthesisService", voice: Voice, start: Callable[[], tuple[Iterator, int]]) -> None:
+    def __init__(self, voice: Voice, scheduled: ScheduledStream) -> None:
         self.voice = voice
-        self.num_sentences = 0
-        self._service = service
-        self._start = start
-        self._events: Iterator | None = None
-        self._open = True
+        self._scheduled = scheduled
 
     @property
     def sample_rate_hz(self) -> int:
         return self.voice.info.sample_rate
 
-    def is_last(self, chunk: AudioChunk) -> bool:
-        return chunk.last_in_sentence and chunk.sentence_index == self.num_sentences - 1
-
-    async def __aiter__(self) -> AsyncIterator[AudioChunk]:
-        while self._open:
-            chunk = await self._service._run(self._next_chunk)
-            if chunk is None:
-                return
-            yield chunk
-
-    def _next_chunk(self) -> AudioChunk | None:
-        """Advance the engine to its next audio chunk, in one trip to the worker thread."""
-        if self._events is None:
-            self._events, self.num_sentences = self._start()
-        for event in self._events:
-            if isinstance(event, AudioChunk):
-                return event
-        return None
+    def __aiter__(self):
+        return self._scheduled.__aiter__()
 
     async def aclose(self) -> None:
-        """Release the slot; no engine step of this stream runs after this returns."""
-        if self._open:
-            self._open = False
-            self._service._release()
-            if self._events is not None:
-                await self._service._run(self._events.close)  # in the worker: never races a step
+        await self._scheduled.aclose()
 
 
 class SynthesisService:
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, engine: EngineClient | None = None) -> None:
+        """``engine`` defaults to the real one; tests of the transport pass a fake."""
         self.config = config
-        self._engine = Engine(config.engine)
+        self._engine = engine if engine is not None else Engine(config.engine)
         self._catalog: VoiceCatalog | None = None
-        self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="syrinx-engine")
-        self._active = 0
+        self._scheduler = SchedulerLoop(self._engine, config.scheduler, config.engine.chunks.windows)
         self._draining = False
 
     # -- life cycle ---------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Load every voice and warm each up with a real synthesis (in the worker thread)."""
-        catalog = await self._run(lambda: VoiceCatalog.load(self.config.engine))
+    async def start(self, catalog: VoiceCatalog | None = None) -> None:
+        """Load every voice (unless given) and warm each up with a real synthesis, on the engine thread."""
+        self._scheduler.start()
+        run = self._scheduler.run_in_engine_thread
+        if catalog is None:
+            catalog = await run(lambda: VoiceCatalog.load(self.config.engine))
         for voice in catalog:
-            await self._run(lambda v=voice: self._engine.warm_up(v))
+            await run(lambda v=voice: self._engine.warm_up(v))
         self._catalog = catalog
 
     @property
@@ -117,14 +82,18 @@ class SynthesisService:
 
     @property
     def active_streams(self) -> int:
-        return self._active
+        return self._scheduler.active_streams
+
+    @property
+    def scheduler(self) -> SchedulerLoop:
+        return self._scheduler
 
     def drain(self) -> None:
         """Refuse new work from now on; calls in flight go on."""
         self._draining = True
 
-    def close(self) -> None:
-        self._worker.shutdown(wait=False, cancel_futures=True)
+    async def close(self) -> None:
+        await self._scheduler.close()
 
     # -- queries ------------------------------------------------------------------------
 
@@ -144,18 +113,7 @@ class SynthesisService:
         voice = catalog.get(request.voice or None)
         options = self._options(voice, request)
         self._check_text(request.text)
-        if self._active >= self.config.max_streams:
-            raise OverCapacityError(
-                f"server is at its limit of {self.config.max_streams} concurrent streams; retry shortly"
-            )
-        self._active += 1
-
-        def start() -> tuple[Iterator, int]:
-            sentences = voice.phonemizer.sentences(request.text)
-            requests = self._engine.sentence_requests(voice, sentences, options)
-            return self._engine.stream_requests(voice, requests), len(requests)
-
-        return SpeechStream(self, voice, start)
+        return SpeechStream(voice, self._scheduler.open(voice, request.text, options))
 
     async def synthesize(self, request: SpeechRequest) -> tuple[Voice, np.ndarray]:
         stream = await self.open_stream(request)
@@ -165,13 +123,7 @@ class SynthesisService:
             await stream.aclose()
         return stream.voice, np.concatenate(parts)
 
-    def _release(self) -> None:
-        self._active -= 1
-
     # -- helpers ------------------------------------------------------------------------
-
-    async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._worker, fn)
 
     def _require_ready(self) -> VoiceCatalog:
         if self._draining:

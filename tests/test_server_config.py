@@ -19,10 +19,10 @@ def test_defaults():
 def test_environment_then_flags():
     env = {"SYRINX_PORT": "6000", "SYRINX_MAX_STREAMS": "3", "SYRINX_VOICES_DIR": "/voices", "SYRINX_DRAIN_SECONDS": "7.5"}
     config = load_config([], env)
-    assert (config.port, config.max_streams, config.drain_seconds) == (6000, 3, 7.5)
+    assert (config.port, config.scheduler.max_streams, config.drain_seconds) == (6000, 3, 7.5)
     assert config.engine.voices_dir == Path("/voices")
     config = load_config(["--port", "7000", "--first-chunk-frames", "20", "--no-default-voice"], env)
-    assert config.port == 7000 and config.max_streams == 3  # the flag wins, the rest still comes from env
+    assert config.port == 7000 and config.scheduler.max_streams == 3  # the flag wins, the rest still comes from env
     assert config.engine.chunks.first_frames == 20 and not config.engine.default_voice
 
 
@@ -31,7 +31,9 @@ def test_environment_then_flags():
     [
         ([], {"SYRINX_PORT": "http"}, "SYRINX_PORT"),
         (["--port", "70000"], {}, "port"),
-        (["--max-streams", "0"], {}, "max streams"),
+        (["--max-streams", "0"], {}, "max_streams"),
+        (["--max-streams", "4", "--max-waiting-streams", "5"], {}, "max_waiting_streams"),
+        (["--max-ahead-seconds", "0"], {}, "max_ahead_seconds"),
         (["--device", "gpu"], {}, "device"),
         (["--dtype", "float16"], {}, "CUDA"),
         (["--drain-seconds", "-1"], {}, "drain"),

@@ -16,6 +16,7 @@ from syrinx.v1 import synthesizer_pb2 as pb
 from service_fixtures import ServerThread
 from syrinx.server.config import ServerConfig
 from syrinx.server.engine import AudioChunk, Engine, EngineConfig, SynthesisOptions
+from syrinx.server.scheduler import SchedulerConfig
 from syrinx.server.audio import pcm16
 
 MAX_TEXT = 6000
@@ -24,7 +25,8 @@ MAX_STREAMS = 12
 
 @pytest.fixture(scope="module")
 def server():
-    running = ServerThread(ServerConfig(host="127.0.0.1", port=0, max_text_chars=MAX_TEXT, max_streams=MAX_STREAMS))
+    config = ServerConfig(host="127.0.0.1", port=0, max_text_chars=MAX_TEXT, scheduler=SchedulerConfig(max_streams=MAX_STREAMS))
+    running = ServerThread(config)
     running.make_ready()
     yield running
     running.stop()

@@ -110,6 +110,7 @@ class AudioChunk:
     sentence_index: int
     start_sample: int  # offset in the whole stream
     last_in_sentence: bool
+    last_in_stream: bool = False
 
 
 # Lengths are rounded up to these multiples. oneDNN builds a convolution kernel per
@@ -300,7 +301,11 @@ class Engine:
             )
             for start, end in self.config.chunks.windows(encoded.num_frames):
                 (audio,) = self.decode([DecodeWindow(encoded, start, end)])
-                yield AudioChunk(audio, index, offset + start * voice.hop_length, last_in_sentence=end == encoded.num_frames)
+                last_in_sentence = end == encoded.num_frames
+                yield AudioChunk(
+                    audio, index, offset + start * voice.hop_length, last_in_sentence,
+                    last_in_stream=last_in_sentence and index == len(requests) - 1,
+                )
             offset += encoded.num_samples
 
     def synthesize(self, voice: Voice, text: str, options: SynthesisOptions = SynthesisOptions()) -> np.ndarray:

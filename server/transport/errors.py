@@ -3,6 +3,11 @@
 Messages of domain errors are written for the client and pass through as they
 are. Anything else is a bug: the client gets INTERNAL with an id to quote, and
 the stack trace goes to the server log under that id, never to the client.
+
+Load shedding (RESOURCE_EXHAUSTED) carries when to retry twice over: a
+``google.rpc.RetryInfo`` in the rich status details, for clients that read
+them, and the ``grpc-retry-pushback-ms`` trailer that gRPC's own retry
+policies obey.
 """
 
 from __future__ import annotations
@@ -14,9 +19,13 @@ import uuid
 from typing import Any, Callable
 
 import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from ..engine.errors import InvalidOptionError, InvalidTextError, VoiceNotFoundError
-from ..service import OverCapacityError, UnavailableError
+from ..scheduler import OverCapacityError
+from ..service import UnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +47,21 @@ def status_for(error: Exception) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, f"internal error (id {incident}); the operator can find it in the server log"
 
 
+def _trailers(code: grpc.StatusCode, message: str, error: Exception) -> tuple[tuple[str, str | bytes], ...]:
+    retry_after = getattr(error, "retry_after_seconds", None)
+    if retry_after is None:
+        return ()
+    delay = duration_pb2.Duration()
+    delay.FromNanoseconds(int(retry_after * 1e9))
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    rich = rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message, details=[detail]))
+    return (*rich.trailing_metadata, ("grpc-retry-pushback-ms", str(int(retry_after * 1000))))
+
+
 async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
     code, message = status_for(error)
-    await context.abort(code, message)
+    await context.abort(code, message, _trailers(code, message, error))
 
 
 def translate_errors(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -76,7 +76,7 @@ class SynthesizerServicer(pb_grpc.SynthesizerServicer):
                     sequence_number=sequence,
                     offset_samples=chunk.start_sample,
                     num_samples=len(chunk.samples),
-                    final=stream.is_last(chunk),
+                    final=chunk.last_in_stream,
                     format=audio_format if sequence == 0 else None,
                     request_id=request.request_id,
                 )

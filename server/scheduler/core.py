@@ -1,0 +1,271 @@
+"""The scheduling decisions, as a synchronous state machine with no model and no I/O.
+
+Every active stream has at most one piece of engine work in flight: encoding
+its next sentence, or decoding the next window of the sentence it is on. Each
+call to :meth:`Scheduler.next_step` gathers the most urgent ready work of all
+streams into one step (one batched encode call and one batched decode call);
+:meth:`Scheduler.complete` takes the step's results and says what to deliver
+to whom. Time is a parameter (``now``) so the rules are testable without a clock.
+
+Urgency is the moment a listener would run dry: a stream that has sent no
+audio yet is due since it arrived; one that has is due when the audio it has
+sent, played in real time from its first chunk, runs out. Earliest first. A
+stream more than ``max_ahead_seconds`` ahead of real time, or whose transport
+has not taken its last chunks, waits (backpressure), which also keeps one long
+text from holding the device while short ones queue.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from ..engine.errors import InvalidOptionError, SyrinxError
+
+
+class OverCapacityError(SyrinxError):
+    """Admission refused: too many streams, or too many waiting to start."""
+
+    def __init__(self, message: str, retry_after_seconds: float) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    max_streams: int = 16  # streams being synthesized at once
+    # Of those, how many may still wait for their first audio (the queued work); None: max_streams.
+    max_waiting_streams: int | None = None
+    # Sentences per encode call and windows per decode call. 1 on the CPU: oneDNN
+    # and MKL split a lone item's work between threads differently from a batch's,
+    # so a batched item's audio can differ in the last bit from the same item
+    # alone; one item per call keeps every stream's audio byte-identical to the
+    # same request run alone. GPUs batch (see server.config.scheduler_defaults).
+    max_encode_batch: int = 1
+    max_decode_batch: int = 1
+    max_step_frames: int = 256  # latent frames decoded per step; bounds how long a step holds the device
+    max_ahead_seconds: float = 2.0  # audio a stream may have ready beyond real time
+    max_unsent_chunks: int = 4  # chunks produced but not yet taken by the transport
+    retry_after_seconds: float = 1.0  # the hint sent with RESOURCE_EXHAUSTED
+
+    def __post_init__(self) -> None:
+        if self.max_waiting_streams is None:
+            object.__setattr__(self, "max_waiting_streams", self.max_streams)
+        for name in ("max_streams", "max_waiting_streams", "max_encode_batch", "max_decode_batch",
+                     "max_step_frames", "max_unsent_chunks"):
+            if getattr(self, name) < 1:
+                raise InvalidOptionError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_waiting_streams > self.max_streams:
+            raise InvalidOptionError(
+                f"max_waiting_streams ({self.max_waiting_streams}) exceeds max_streams ({self.max_streams})"
+            )
+        for name in ("max_ahead_seconds", "retry_after_seconds"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise InvalidOptionError(f"{name} must be a positive number of seconds, got {value}")
+
+
+@dataclass(frozen=True)
+class EncodeWork:
+    stream_id: int
+    sentence: int
+
+
+@dataclass(frozen=True)
+class DecodeWork:
+    stream_id: int
+    sentence: int
+    encoded: Any  # the engine's encoded sentence (opaque here)
+    start: int  # frames [start, end) of the sentence
+    end: int
+    last_in_sentence: bool
+    last_in_stream: bool
+
+
+@dataclass(frozen=True)
+class Step:
+    encodes: tuple[EncodeWork, ...]
+    decodes: tuple[DecodeWork, ...]
+
+    @property
+    def stream_ids(self) -> set[int]:
+        return {w.stream_id for w in (*self.encodes, *self.decodes)}
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """What the scheduler needs from an encode result."""
+
+    handle: Any  # passed back to the engine in DecodeWork.encoded
+    num_frames: int
+    num_sentences: int  # of the whole stream (known once its text is split)
+
+
+@dataclass
+class _Stream:
+    id: int
+    arrival: float
+    seconds_per_frame: float
+    num_sentences: int | None = None  # unknown until the first encode splits the text
+    sentence: int = 0  # the sentence being decoded (or next to encode)
+    encoded: Any = None
+    windows: list[tuple[int, int]] = field(default_factory=list)
+    window: int = 0
+    in_flight: bool = False
+    first_audio_at: float | None = None
+    produced_seconds: float = 0.0
+    unsent_chunks: int = 0
+    decode_steps: int = 0
+    encode_steps: int = 0
+
+    def due(self) -> float:
+        """When a listener playing this stream in real time runs out of audio."""
+        if self.first_audio_at is None:
+            return self.arrival
+        return self.first_audio_at + self.produced_seconds
+
+    def ahead(self, now: float) -> float:
+        return 0.0 if self.first_audio_at is None else self.due() - now
+
+    def needs_encode(self) -> bool:
+        return self.encoded is None
+
+
+class Scheduler:
+    def __init__(self, config: SchedulerConfig, windows: Callable[[int], list[tuple[int, int]]]) -> None:
+        """``windows`` cuts a sentence of N frames into its decode windows (the engine's chunk policy)."""
+        self.config = config
+        self._windows = windows
+        self._streams: dict[int, _Stream] = {}
+        self._next_id = 0
+
+    # -- admission ----------------------------------------------------------------------
+
+    def add(self, now: float, seconds_per_frame: float) -> int:
+        """Admit a stream and return its id, or raise :class:`OverCapacityError` at once."""
+        config = self.config
+        if len(self._streams) >= config.max_streams:
+            raise OverCapacityError(
+                f"server is at its limit of {config.max_streams} concurrent streams; retry shortly",
+                config.retry_after_seconds,
+            )
+        if self.waiting_streams >= config.max_waiting_streams:
+            raise OverCapacityError(
+                f"server has {config.max_waiting_streams} streams waiting to start; retry shortly",
+                config.retry_after_seconds,
+            )
+        stream_id = self._next_id
+        self._next_id += 1
+        self._streams[stream_id] = _Stream(stream_id, now, seconds_per_frame)
+        return stream_id
+
+    def abort(self, stream_id: int) -> None:
+        """Forget a stream (cancelled, expired, failed or finished); work in flight is discarded on completion."""
+        self._streams.pop(stream_id, None)
+
+    def sent(self, stream_id: int) -> None:
+        """The transport took one of the stream's chunks."""
+        stream = self._streams.get(stream_id)
+        if stream is not None and stream.unsent_chunks > 0:
+            stream.unsent_chunks -= 1
+
+    # -- stepping -----------------------------------------------------------------------
+
+    def next_step(self, now: float) -> Step | None:
+        """The most urgent ready work of all streams, batched; ``None`` when nothing is ready."""
+        config = self.config
+        encodes: list[EncodeWork] = []
+        decodes: list[DecodeWork] = []
+        frames = 0
+        for stream in sorted(self._ready(now), key=lambda s: (s.due(), s.id)):
+            if stream.needs_encode():
+                if len(encodes) < config.max_encode_batch:
+                    encodes.append(EncodeWork(stream.id, stream.sentence))
+                    stream.in_flight = True
+                continue
+            start, end = stream.windows[stream.window]
+            if len(decodes) >= config.max_decode_batch or (decodes and frames + end - start > config.max_step_frames):
+                continue
+            frames += end - start
+            last_in_sentence = stream.window == len(stream.windows) - 1
+            decodes.append(
+                DecodeWork(
+                    stream.id, stream.sentence, stream.encoded, start, end, last_in_sentence,
+                    last_in_sentence and stream.sentence == stream.num_sentences - 1,
+                )
+            )
+            stream.in_flight = True
+        if not encodes and not decodes:
+            return None
+        return Step(tuple(encodes), tuple(decodes))
+
+    def complete(self, step: Step, encoded: Sequence[Encoded | None], now: float) -> list[DecodeWork]:
+        """Record a finished step; returns the decode work whose audio should be delivered.
+
+        ``encoded`` follows ``step.encodes``; ``None`` marks an item that failed
+        (its stream is expected to be aborted by the caller). Work of streams
+        aborted meanwhile is dropped here.
+        """
+        for work, result in zip(step.encodes, encoded):
+            stream = self._streams.get(work.stream_id)
+            if stream is None or result is None:
+                continue
+            stream.in_flight = False
+            stream.encode_steps += 1
+            stream.num_sentences = result.num_sentences
+            stream.encoded = result.handle
+            stream.windows = self._windows(result.num_frames)
+            stream.window = 0
+        delivered = []
+        for work in step.decodes:
+            stream = self._streams.get(work.stream_id)
+            if stream is None:
+                continue
+            stream.in_flight = False
+            stream.decode_steps += 1
+            if stream.first_audio_at is None:
+                stream.first_audio_at = now
+            stream.produced_seconds += (work.end - work.start) * stream.seconds_per_frame
+            stream.unsent_chunks += 1
+            stream.window += 1
+            if work.last_in_stream:
+                del self._streams[work.stream_id]  # done; its audio is on its way
+            elif work.last_in_sentence:
+                stream.sentence += 1
+                stream.encoded, stream.windows, stream.window = None, [], 0  # release the sentence's tensors
+            delivered.append(work)
+        return delivered
+
+    def next_wake(self, now: float) -> float | None:
+        """When a stream held back only for being ahead of real time becomes ready (``None``: never by time)."""
+        times = [
+            s.due() - self.config.max_ahead_seconds
+            for s in self._streams.values()
+            if not s.in_flight and s.unsent_chunks < self.config.max_unsent_chunks and s.ahead(now) >= self.config.max_ahead_seconds
+        ]
+        return min(times, default=None)
+
+    # -- introspection ------------------------------------------------------------------
+
+    @property
+    def active_streams(self) -> int:
+        return len(self._streams)
+
+    @property
+    def waiting_streams(self) -> int:
+        """Admitted streams that have not had their first audio yet."""
+        return sum(1 for s in self._streams.values() if s.first_audio_at is None)
+
+    def steps_taken(self, stream_id: int) -> tuple[int, int] | None:
+        """(encode steps, decode steps) a live stream has had."""
+        stream = self._streams.get(stream_id)
+        return None if stream is None else (stream.encode_steps, stream.decode_steps)
+
+    def _ready(self, now: float) -> list[_Stream]:
+        config = self.config
+        return [
+            s
+            for s in self._streams.values()
+            if not s.in_flight and s.unsent_chunks < config.max_unsent_chunks and s.ahead(now) < config.max_ahead_seconds
+        ]

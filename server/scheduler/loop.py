@@ -1,0 +1,259 @@
+"""The scheduler's event-loop side: one task steps the engine, streams read their own queues.
+
+The task asks the :class:`~.core.Scheduler` for the next step, runs it on the
+single engine thread (torch keeps one OpenMP team per calling thread, so every
+engine call comes from that one thread), hands the results back to the state
+machine and puts each stream's audio on that stream's queue. It sleeps on an
+event when nothing is ready, woken by new streams, by the transport taking
+chunks, or at the time a stream that was ahead of real time becomes due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable, Protocol, Sequence, TypeVar
+
+import numpy as np
+
+from ..engine import AudioChunk, DecodeWindow, EncodedSentence, SentenceRequest, SentenceStart, SynthesisOptions, Voice
+from .core import DecodeWork, Encoded, Scheduler, SchedulerConfig, Step
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class EngineClient(Protocol):
+    """What the loop needs from an engine (the real one, or a fake in tests)."""
+
+    def sentence_requests(self, voice: Voice, sentences: Sequence[Any], options: SynthesisOptions) -> list[SentenceRequest]: ...
+
+    def encode(self, requests: Sequence[SentenceRequest]) -> list[EncodedSentence]: ...
+
+    def decode(self, windows: Sequence[DecodeWindow]) -> list[np.ndarray]: ...
+
+
+_END = object()
+
+
+@dataclass
+class _Job:
+    """Engine-side state of one stream; touched only by the engine thread once admitted."""
+
+    voice: Voice
+    text: str
+    options: SynthesisOptions
+    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    requests: list[SentenceRequest] | None = None
+    sentence_offsets: list[int] = field(default_factory=list)  # first sample of each encoded sentence
+    next_offset: int = 0
+
+
+@dataclass
+class _Outcome:
+    encoded: list[Encoded | None]
+    starts: list[tuple[int, SentenceStart]]
+    audio: list[np.ndarray]
+    failures: dict[int, Exception]
+
+
+class SchedulerLoop:
+    def __init__(
+        self,
+        engine: EngineClient,
+        config: SchedulerConfig,
+        windows: Callable[[int], list[tuple[int, int]]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._engine = engine
+        self._scheduler = Scheduler(config, windows)
+        self._clock = clock
+        self._jobs: dict[int, _Job] = {}
+        self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="syrinx-engine")
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        # Engine work items run per stream id, kept after the stream ends (tests count them).
+        self.work_done: collections.Counter[int] = collections.Counter()
+
+    @property
+    def config(self) -> SchedulerConfig:
+        return self._scheduler.config
+
+    @property
+    def active_streams(self) -> int:
+        return self._scheduler.active_streams
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="syrinx-scheduler")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for stream_id in list(self._jobs):
+            self._finish(stream_id, _END)
+        self._worker.shutdown(wait=False, cancel_futures=True)
+
+    async def run_in_engine_thread(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the engine thread (voice loading, warm-up), between steps."""
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn)
+
+    # -- streams ------------------------------------------------------------------------
+
+    def open(self, voice: Voice, text: str, options: SynthesisOptions) -> "ScheduledStream":
+        """Admit a stream (or raise :class:`~.core.OverCapacityError` at once)."""
+        seconds_per_frame = voice.hop_length / voice.info.sample_rate
+        stream_id = self._scheduler.add(self._clock(), seconds_per_frame)
+        job = _Job(voice, text, options)
+        self._jobs[stream_id] = job
+        self._wake.set()
+        return ScheduledStream(self, stream_id, job.queue)
+
+    def _sent(self, stream_id: int) -> None:
+        self._scheduler.sent(stream_id)
+        self._wake.set()
+
+    def _abort(self, stream_id: int) -> None:
+        """Drop a stream's remaining work: nothing of it enters a step after this."""
+        self._scheduler.abort(stream_id)
+        self._jobs.pop(stream_id, None)
+        self._wake.set()
+
+    def _finish(self, stream_id: int, last: Any) -> None:
+        job = self._jobs.pop(stream_id, None)
+        self._scheduler.abort(stream_id)
+        if job is not None:
+            job.queue.put_nowait(last)
+
+    # -- the stepping task --------------------------------------------------------------
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            now = self._clock()
+            step = self._scheduler.next_step(now)
+            if step is None:
+                self._wake.clear()
+                wake_at = self._scheduler.next_wake(now)
+                timeout = None if wake_at is None else max(0.0, wake_at - now)
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                except TimeoutError:
+                    pass
+                continue
+            jobs = {stream_id: self._jobs[stream_id] for stream_id in step.stream_ids}
+            try:
+                outcome = await loop.run_in_executor(self._worker, self._execute, step, jobs)
+            except Exception as error:  # noqa: BLE001 - a failed batch fails its streams, not the server
+                log.error("engine step failed for streams %s", sorted(jobs), exc_info=error)
+                self._scheduler.complete(step, [None] * len(step.encodes), self._clock())
+                for stream_id in jobs:
+                    self._finish(stream_id, error)
+                continue
+            self._deliver(step, outcome)
+
+    def _deliver(self, step: Step, outcome: _Outcome) -> None:
+        for stream_id, error in outcome.failures.items():
+            self._finish(stream_id, error)
+        delivered = self._scheduler.complete(step, outcome.encoded, self._clock())
+        for stream_id, start in outcome.starts:
+            if stream_id in self._jobs:
+                self._jobs[stream_id].queue.put_nowait(start)
+        audio_by_work = {id(work): samples for work, samples in zip(step.decodes, outcome.audio)}
+        for work in delivered:
+            job = self._jobs.get(work.stream_id)
+            if job is None:
+                continue
+            job.queue.put_nowait(self._chunk(job, work, audio_by_work[id(work)]))
+            if work.last_in_stream:
+                self._finish(work.stream_id, _END)
+
+    @staticmethod
+    def _chunk(job: _Job, work: DecodeWork, samples: np.ndarray) -> AudioChunk:
+        start = job.sentence_offsets[work.sentence] + work.start * job.voice.hop_length
+        return AudioChunk(samples, work.sentence, start, work.last_in_sentence, work.last_in_stream)
+
+    # -- on the engine thread -----------------------------------------------------------
+
+    def _execute(self, step: Step, jobs: dict[int, _Job]) -> _Outcome:
+        failures: dict[int, Exception] = {}
+        to_encode: list[tuple[int, SentenceRequest]] = []
+        for position, work in enumerate(step.encodes):
+            job = jobs[work.stream_id]
+            self.work_done[work.stream_id] += 1
+            try:
+                if job.requests is None:  # the stream's first step: split and phonemize its text
+                    sentences = job.voice.phonemizer.sentences(job.text)
+                    job.requests = self._engine.sentence_requests(job.voice, sentences, job.options)
+                to_encode.append((position, job.requests[work.sentence]))
+            except Exception as error:  # noqa: BLE001 - reported to that stream alone
+                failures[work.stream_id] = error
+
+        encoded: list[Encoded | None] = [None] * len(step.encodes)
+        starts: list[tuple[int, SentenceStart]] = []
+        results = self._engine.encode([request for _, request in to_encode]) if to_encode else []
+        for (position, _), sentence in zip(to_encode, results):
+            work = step.encodes[position]
+            job = jobs[work.stream_id]
+            offset = job.next_offset  # sentences are encoded in order
+            job.sentence_offsets.append(offset)
+            job.next_offset += sentence.num_samples
+            encoded[position] = Encoded(sentence, sentence.num_frames, len(job.requests))
+            starts.append((work.stream_id, _sentence_start(work.sentence, sentence, offset)))
+
+        for work in step.decodes:
+            self.work_done[work.stream_id] += 1
+        windows = [DecodeWindow(work.encoded, work.start, work.end) for work in step.decodes]
+        audio = self._engine.decode(windows) if windows else []
+        return _Outcome(encoded, starts, audio, failures)
+
+
+def _sentence_start(index: int, sentence: EncodedSentence, offset: int) -> SentenceStart:
+    return SentenceStart(
+        index=index,
+        phonemes=sentence.sentence.phonemes,
+        phoneme_ids=sentence.sentence.phoneme_ids,
+        phoneme_samples=sentence.durations * sentence.voice.hop_length,
+        start_sample=offset,
+        num_samples=sentence.num_samples,
+    )
+
+
+class ScheduledStream:
+    """One admitted stream's output, read by the transport.
+
+    Iterating yields its audio chunks as the scheduler produces them; taking a
+    chunk tells the scheduler it was sent (backpressure). :meth:`aclose` must be
+    awaited when the caller is done, early or not: it aborts whatever work remains.
+    """
+
+    def __init__(self, loop: SchedulerLoop, stream_id: int, queue: asyncio.Queue) -> None:
+        self.stream_id = stream_id
+        self.sentences: list[SentenceStart] = []
+        self._loop = loop
+        self._queue = queue
+        self._open = True
+
+    async def __aiter__(self) -> AsyncIterator[AudioChunk]:
+        while self._open:
+            item = await self._queue.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, SentenceStart):
+                self.sentences.append(item)
+                continue
+            self._loop._sent(self.stream_id)
+            yield item
+
+    async def aclose(self) -> None:
+        if self._open:
+            self._open = False
+            self._loop._abort(self.stream_id)
