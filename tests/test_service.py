@@ -9,7 +9,9 @@ import wave
 import grpc
 import numpy as np
 import pytest
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from syrinx.v1 import synthesizer_pb2 as pb
 
@@ -153,6 +155,14 @@ def test_over_capacity_is_resource_exhausted_at_once(server):
         error = _error(lambda: server.stub.StreamSynthesize(stream_request("One more, please.")))
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert f"limit of {MAX_STREAMS}" in error.details()
+        # When to retry: google.rpc.RetryInfo in the rich status, and gRPC's own pushback trailer.
+        (detail,) = rpc_status.from_call(error).details
+        retry = error_details_pb2.RetryInfo()
+        assert detail.Unpack(retry) and retry.retry_delay.ToMilliseconds() == 1000
+        assert ("grpc-retry-pushback-ms", "1000") in error.trailing_metadata()
+        # Shedding load is not being unwell.
+        health = health_pb2_grpc.HealthStub(server.channel)
+        assert health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.SERVING
     finally:
         for call in held:
             call.cancel()

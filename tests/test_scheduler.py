@@ -1,0 +1,213 @@
+"""The scheduler's decisions, as a state machine driven by hand: no model, no clock, no threads."""
+
+from __future__ import annotations
+
+import pytest
+
+from syrinx.server.engine import InvalidOptionError
+from syrinx.server.scheduler import OverCapacityError, Scheduler, SchedulerConfig
+from syrinx.server.scheduler.core import Encoded, Step
+
+FRAME = 0.01  # seconds of audio per latent frame in these tests
+WINDOW = 10  # frames per decode window: 0.1 s of audio
+
+
+def windows(num_frames: int) -> list[tuple[int, int]]:
+    return [(s, min(s + WINDOW, num_frames)) for s in range(0, num_frames, WINDOW)]
+
+
+def make(**limits) -> Scheduler:
+    defaults = dict(max_streams=8, max_encode_batch=8, max_decode_batch=8, max_step_frames=1000, max_ahead_seconds=1.0)
+    return Scheduler(SchedulerConfig(**{**defaults, **limits}), windows)
+
+
+class Driver:
+    """Runs steps as a fake engine would: every sentence is ``frames`` long; streams have ``sentences`` each."""
+
+    def __init__(self, scheduler: Scheduler, frames: int = 30, sentences: dict[int, int] | None = None) -> None:
+        self.scheduler = scheduler
+        self.frames = frames
+        self.sentences = sentences or {}
+        self.delivered: list[tuple[int, int, int]] = []  # (stream, sentence, start frame)
+
+    def step(self, now: float, send: bool = True) -> Step | None:
+        step = self.scheduler.next_step(now)
+        if step is None:
+            return None
+        encoded = [Encoded(("enc", w.stream_id, w.sentence), self.frames, self.sentences.get(w.stream_id, 1)) for w in step.encodes]
+        for work in self.scheduler.complete(step, encoded, now):
+            self.delivered.append((work.stream_id, work.sentence, work.start))
+            if send:
+                self.scheduler.sent(work.stream_id)
+        return step
+
+
+def test_a_stream_is_encoded_then_decoded_window_by_window_in_order():
+    scheduler = make()
+    driver = Driver(scheduler, frames=25)
+    stream = scheduler.add(0.0, FRAME)
+    first = driver.step(0.0)
+    assert [(w.stream_id, w.sentence) for w in first.encodes] == [(stream, 0)] and not first.decodes
+    second = driver.step(0.0)
+    assert [(w.start, w.end, w.encoded) for w in second.decodes] == [(0, 10, ("enc", stream, 0))]
+    while driver.step(0.0):
+        pass
+    assert driver.delivered == [(stream, 0, 0), (stream, 0, 10), (stream, 0, 20)]
+    assert scheduler.active_streams == 0  # finished streams leave
+
+
+def test_one_item_per_stream_per_step_and_sentences_follow_each_other():
+    scheduler = make()
+    driver = Driver(scheduler, frames=10, sentences={0: 3})
+    scheduler.add(0.0, FRAME)
+    kinds = []
+    while (step := driver.step(0.0)) is not None:
+        assert len(step.encodes) + len(step.decodes) == 1
+        kinds.append("E" if step.encodes else "D")
+    assert kinds == ["E", "D"] * 3
+    assert [(s, sentence) for s, sentence, _ in driver.delivered] == [(0, 0), (0, 1), (0, 2)]
+    assert scheduler.active_streams == 0
+
+
+def test_new_stream_goes_before_streams_that_already_have_audio():
+    scheduler = make(max_decode_batch=1, max_encode_batch=1)
+    driver = Driver(scheduler, frames=200)
+    old = scheduler.add(0.0, FRAME)
+    driver.step(0.0), driver.step(0.0)  # old: encoded, first window out at t=0 -> due at 0.1 s
+    new = scheduler.add(0.05, FRAME)
+    step = driver.step(0.05)
+    # The newcomer (due since it arrived at 0.05) beats the old stream (due at 0.1), encode and decode alike.
+    assert [w.stream_id for w in step.encodes] == [new]
+    assert [w.stream_id for w in step.decodes] == [old]  # different kinds share a step
+    step = driver.step(0.06)
+    assert [w.stream_id for w in step.decodes] == [new]
+
+
+def test_the_stream_closest_to_running_dry_goes_first():
+    scheduler = make(max_decode_batch=1)
+    driver = Driver(scheduler, frames=500)
+    a, b = scheduler.add(0.0, FRAME), scheduler.add(0.0, FRAME)
+    driver.step(0.0)  # both encoded in one batch
+    driver.step(0.0)  # a's first window (a is older), due 0.1
+    driver.step(0.0)  # b's first window, due 0.1
+    driver.step(0.0)  # a again (tie broken by age): due 0.2
+    assert [s for s, _, _ in driver.delivered] == [a, b, a]
+    step = driver.step(0.0)
+    assert [w.stream_id for w in step.decodes] == [b]  # b has less buffered (due 0.1 < 0.2)
+
+
+def test_a_stream_far_ahead_of_real_time_waits_until_it_is_due():
+    scheduler = make(max_ahead_seconds=0.3)
+    driver = Driver(scheduler, frames=1000)
+    scheduler.add(0.0, FRAME)
+    while driver.step(0.0) is not None:
+        pass
+    assert len(driver.delivered) * WINDOW * FRAME == pytest.approx(0.3)  # stopped 0.3 s ahead of real time
+    assert scheduler.next_wake(0.0) == pytest.approx(0.0)  # ready again as soon as any audio has played
+    assert driver.step(0.05) is not None  # 0.05 s played: room for one more window
+    assert driver.step(0.05) is None
+    assert scheduler.next_wake(0.05) == pytest.approx(0.1)
+
+
+def test_unsent_chunks_hold_a_stream_back_until_the_transport_takes_them():
+    scheduler = make(max_unsent_chunks=2, max_ahead_seconds=100)
+    driver = Driver(scheduler, frames=1000)
+    stream = scheduler.add(0.0, FRAME)
+    while driver.step(0.0, send=False) is not None:
+        pass
+    assert len(driver.delivered) == 2
+    assert scheduler.next_wake(0.0) is None  # not a matter of time
+    scheduler.sent(stream)
+    assert driver.step(0.0, send=False) is not None
+    assert driver.step(0.0, send=False) is None
+
+
+def test_aborted_stream_gets_no_more_steps_and_its_in_flight_work_is_dropped():
+    scheduler = make()
+    driver = Driver(scheduler, frames=1000)
+    a, b = scheduler.add(0.0, FRAME), scheduler.add(0.0, FRAME)
+    driver.step(0.0)
+    step = scheduler.next_step(0.0)  # a and b decoding
+    assert {w.stream_id for w in step.decodes} == {a, b}
+    scheduler.abort(a)
+    delivered = scheduler.complete(step, [], 0.0)
+    assert [w.stream_id for w in delivered] == [b]  # a's finished work is not delivered
+    for _ in range(5):
+        step = driver.step(0.0)
+        assert a not in step.stream_ids
+    assert scheduler.active_streams == 1
+
+
+def test_failed_encode_does_not_block_the_others():
+    scheduler = make()
+    a, b = scheduler.add(0.0, FRAME), scheduler.add(0.0, FRAME)
+    step = scheduler.next_step(0.0)
+    scheduler.abort(a)  # the loop aborts a stream whose item failed
+    scheduler.complete(step, [None, Encoded("enc-b", 20, 1)], 0.0)
+    step = scheduler.next_step(0.0)
+    assert [w.stream_id for w in step.decodes] == [b]
+
+
+def test_batches_respect_their_limits_and_the_step_frame_budget():
+    scheduler = make(max_encode_batch=3, max_decode_batch=4, max_step_frames=25)
+    driver = Driver(scheduler, frames=100)
+    ids = [scheduler.add(0.0, FRAME) for _ in range(6)]
+    assert len(driver.step(0.0).encodes) == 3
+    step = driver.step(0.0)
+    assert len(step.encodes) == 3 and len(step.decodes) == 2  # 2 x 10 frames fit in 25, a third does not
+    assert {w.stream_id for w in step.decodes} == set(ids[:2])
+
+
+def test_one_oversized_window_still_runs_alone():
+    scheduler = make(max_step_frames=5)
+    driver = Driver(scheduler, frames=100)
+    scheduler.add(0.0, FRAME)
+    driver.step(0.0)
+    assert [w.end - w.start for w in driver.step(0.0).decodes] == [10]
+
+
+def test_a_long_text_does_not_starve_short_requests():
+    scheduler = make(max_decode_batch=1, max_encode_batch=1, max_ahead_seconds=0.5)
+    driver = Driver(scheduler, frames=20, sentences={0: 50})  # stream 0: 50 sentences
+    long = scheduler.add(0.0, FRAME)
+    now = 0.0
+    for _ in range(10):
+        driver.step(now)
+    short_arrivals = {}
+    for n in range(5):
+        now += 0.2
+        short_arrivals[scheduler.add(now, FRAME)] = now
+        for _ in range(4):
+            driver.step(now)
+    served = {s for s, _, _ in driver.delivered}
+    assert set(short_arrivals) <= served  # every short request got audio within four steps of arriving
+    assert long in served
+
+
+def test_admission_limits_streams_and_streams_waiting_to_start():
+    scheduler = make(max_streams=3, max_waiting_streams=2, retry_after_seconds=0.5)
+    driver = Driver(scheduler, frames=100)
+    scheduler.add(0.0, FRAME), scheduler.add(0.0, FRAME)
+    with pytest.raises(OverCapacityError, match="2 streams waiting") as info:
+        scheduler.add(0.0, FRAME)
+    assert info.value.retry_after_seconds == 0.5
+    driver.step(0.0), driver.step(0.0)  # both have audio now: no longer waiting
+    scheduler.add(0.0, FRAME)
+    with pytest.raises(OverCapacityError, match="limit of 3 concurrent streams"):
+        scheduler.add(0.0, FRAME)
+    scheduler.abort(0)
+    scheduler.add(0.0, FRAME)  # a slot freed by abort is reusable at once
+
+
+@pytest.mark.parametrize(
+    "limits, words",
+    [
+        (dict(max_streams=0), "max_streams"),
+        (dict(max_streams=2, max_waiting_streams=3), "exceeds"),
+        (dict(max_ahead_seconds=float("nan")), "max_ahead_seconds"),
+        (dict(max_decode_batch=0), "max_decode_batch"),
+    ],
+)
+def test_invalid_limits_are_rejected(limits, words):
+    with pytest.raises(InvalidOptionError, match=words):
+        SchedulerConfig(**limits)

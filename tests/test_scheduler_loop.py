@@ -1,0 +1,135 @@
+"""The scheduler loop with a deterministic fake engine: delivery, cancellation, failures.
+
+The fake engine's audio encodes who it belongs to (every sample is the stream's
+tag plus the sample's position), so any mix-up between streams shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from syrinx.server.engine import InvalidTextError, SynthesisOptions
+from syrinx.server.scheduler import SchedulerConfig, SchedulerLoop
+
+HOP = 4
+FRAMES_PER_WORD = 3
+
+
+class FakeVoice:
+    hop_length = HOP
+    info = SimpleNamespace(sample_rate=400)
+
+    def __init__(self) -> None:
+        self.phonemizer = self
+
+    def sentences(self, text: str):
+        parts = [p.split() for p in text.split(".") if p.strip()]
+        if not parts:
+            raise InvalidTextError("nothing to speak")
+        return [SimpleNamespace(words=words, phonemes=tuple(words), phoneme_ids=tuple(range(len(words)))) for words in parts]
+
+
+class FakeEngine:
+    """Sentences are words; a word is three frames; a sample is ``tag * 1000 + sample position``."""
+
+    def __init__(self) -> None:
+        self.fail_decode_for: set[float] = set()
+
+    def sentence_requests(self, voice, sentences, options):
+        return [SimpleNamespace(voice=voice, sentence=s, tag=options.length_scale) for s in sentences]
+
+    def encode(self, requests):
+        return [
+            SimpleNamespace(
+                voice=r.voice, sentence=r.sentence, tag=r.tag, num_frames=len(r.sentence.words) * FRAMES_PER_WORD,
+                num_samples=len(r.sentence.words) * FRAMES_PER_WORD * HOP,
+                durations=np.full(len(r.sentence.words), FRAMES_PER_WORD),
+            )
+            for r in requests
+        ]
+
+    def decode(self, windows):
+        if any(w.sentence.tag in self.fail_decode_for for w in windows):
+            raise RuntimeError("decoder blew up")
+        return [w.sentence.tag * 1000 + np.arange(w.start * HOP, w.end * HOP, dtype=np.float32) for w in windows]
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+async def _started(engine: FakeEngine, **limits) -> SchedulerLoop:
+    loop = SchedulerLoop(engine, SchedulerConfig(**limits), lambda n: [(s, min(s + 2, n)) for s in range(0, n, 2)])
+    loop.start()
+    return loop
+
+
+async def _collect(stream):
+    try:
+        return [chunk async for chunk in stream]
+    finally:
+        await stream.aclose()
+
+
+def test_each_stream_gets_its_own_audio_in_order():
+    async def scenario():
+        loop = await _started(FakeEngine(), max_encode_batch=4, max_decode_batch=4)
+        voice = FakeVoice()
+        texts = {1.0: "one two. three", 2.0: "four five six", 3.0: "seven. eight. nine ten"}
+        streams = {tag: loop.open(voice, text, SynthesisOptions(length_scale=tag)) for tag, text in texts.items()}
+        results = await asyncio.gather(*(_collect(s) for s in streams.values()))
+        await loop.close()
+        return texts, streams, results
+
+    texts, streams, results = run(scenario())
+    for (tag, text), stream, chunks in zip(texts.items(), streams.values(), results):
+        words = [p.split() for p in text.split(".") if p.strip()]
+        assert [c.last_in_stream for c in chunks] == [False] * (len(chunks) - 1) + [True]
+        for sentence, start in zip(words, stream.sentences):
+            audio = np.concatenate([c.samples for c in chunks if c.sentence_index == start.index])
+            assert np.array_equal(audio, tag * 1000 + np.arange(len(sentence) * FRAMES_PER_WORD * HOP))
+        offsets = [c.start_sample for c in chunks]
+        assert offsets == sorted(offsets) and offsets[0] == 0
+        assert [s.start_sample for s in stream.sentences] == list(np.cumsum([0] + [s.num_samples for s in stream.sentences])[:-1])
+
+
+def test_a_closed_stream_takes_no_more_engine_steps():
+    async def scenario():
+        loop = await _started(FakeEngine(), max_unsent_chunks=1)
+        voice = FakeVoice()
+        long = loop.open(voice, " ".join(["word"] * 200), SynthesisOptions(length_scale=1.0))
+        iterator = long.__aiter__()
+        await iterator.__anext__()
+        await long.aclose()
+        steps_at_close = loop.work_done[long.stream_id]
+        await _collect(loop.open(voice, "a short one", SynthesisOptions(length_scale=2.0)))
+        await loop.close()
+        return steps_at_close, loop.work_done[long.stream_id]
+
+    at_close, at_end = run(scenario())
+    assert at_end <= at_close + 1  # at most the step already running when it closed
+    assert at_end < 200 * FRAMES_PER_WORD / 2 / 4  # far from the whole text
+
+
+def test_a_failing_step_fails_its_streams_only_and_the_loop_goes_on():
+    async def scenario():
+        engine = FakeEngine()
+        engine.fail_decode_for.add(9.0)
+        loop = await _started(engine)
+        voice = FakeVoice()
+        doomed = loop.open(voice, "this one fails", SynthesisOptions(length_scale=9.0))
+        with pytest.raises(RuntimeError, match="blew up"):
+            await _collect(doomed)
+        with pytest.raises(InvalidTextError):
+            await _collect(loop.open(voice, "...", SynthesisOptions(length_scale=4.0)))
+        fine = await _collect(loop.open(voice, "this one works", SynthesisOptions(length_scale=5.0)))
+        active = loop.active_streams
+        await loop.close()
+        return fine, active
+
+    fine, active = run(scenario())
+    assert fine[-1].last_in_stream and active == 0
