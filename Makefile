@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 BUF := node_modules/.bin/buf
 
-.PHONY: install test run say proto lint bench-engine bench-grpc clean
+.PHONY: install test run say proto lint bench-engine bench-grpc bench-load clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,17 @@ bench-engine: $(STAMP)
 
 bench-grpc: $(STAMP)
 	$(PY) -m bench.grpc_bench
+
+# Simulated callers against piper-tts served over gRPC and against Syrinx, level by level (minutes:
+# 6 levels x 2 servers x 33 s). BENCH_ARGS="--concurrency 1,8 --duration 10" shortens it; flags given
+# there win over the defaults below.
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench-load: $(BENCH_STAMP)
+	$(PY) -m bench.load_bench --json bench-load.json --plot bench-load.png $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
