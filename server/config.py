@@ -39,7 +39,7 @@ _SETTINGS = {
     "port": ("SYRINX_PORT", int, f"port to listen on (default {DEFAULT_PORT}; 0 picks a free one)"),
     "voices_dir": ("SYRINX_VOICES_DIR", str, "directory of extra Piper voices (NAME.onnx + NAME.onnx.json)"),
     "device": ("SYRINX_DEVICE", str, "cpu, cuda or cuda:N"),
-    "dtype": ("SYRINX_DTYPE", str, "float32, or float16/bfloat16 on CUDA"),
+    "dtype": ("SYRINX_DTYPE", str, "float32; bfloat16 (CUDA, or CPUs with AVX512-BF16/AMX) or float16 (CUDA) for the decoder"),
     "threads": ("SYRINX_THREADS", int, "CPU inference threads (0 = one per core)"),
     "max_text_chars": ("SYRINX_MAX_TEXT_CHARS", int, "longest text accepted"),
     "max_streams": ("SYRINX_MAX_STREAMS", int, "concurrent synthesis calls before RESOURCE_EXHAUSTED"),

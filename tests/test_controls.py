@@ -129,10 +129,19 @@ def test_speaker_zero_is_the_single_speaker(voice, engine):
 # -- EngineConfig -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_engine_config_rejects_half_precision_on_cpu(dtype):
+def test_engine_config_rejects_float16_on_cpu():
     with pytest.raises(InvalidOptionError, match="CUDA"):
-        EngineConfig(device="cpu", dtype=dtype)
+        EngineConfig(device="cpu", dtype="float16")
+
+
+def test_engine_config_takes_bfloat16_on_cpu_only_where_the_cpu_has_it(monkeypatch):
+    import syrinx.server.engine.config as engine_config
+
+    monkeypatch.setattr(engine_config, "cpu_has_bfloat16", lambda: False)
+    with pytest.raises(InvalidOptionError, match="no native bfloat16"):
+        EngineConfig(device="cpu", dtype="bfloat16")
+    monkeypatch.setattr(engine_config, "cpu_has_bfloat16", lambda: True)
+    assert EngineConfig(device="cpu", dtype="bfloat16").dtype == "bfloat16"
 
 
 def test_engine_config_accepts_half_precision_on_cuda():
@@ -216,7 +225,7 @@ def test_chunk_windows_of_empty_sentence():
 
 
 def test_default_chunk_schedule():
-    assert ChunkPolicy().windows(400) == [(0, 12), (12, 36), (36, 84), (84, 180), (180, 308), (308, 400)]
+    assert ChunkPolicy().windows(400) == [(0, 12), (12, 108), (108, 364), (364, 400)]
 
 
 @pytest.mark.parametrize("growth", [math.inf, math.nan])

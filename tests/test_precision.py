@@ -1,8 +1,8 @@
 """Half-precision plumbing, exercised on the CPU with bfloat16.
 
 On CUDA the decoder can run in float16/bfloat16 while everything before it
-stays float32. The CPU runs bfloat16 too (slowly), so this checks the
-same code path here: dtype conversions, masks, batching and windows.
+stays float32. The CPU runs bfloat16 too (natively where it has AVX512-BF16,
+slowly elsewhere), so this checks the same code path here: dtype conversions, masks, batching and windows.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from torch import nn
 def _onednn_applies(x: torch.Tensor) -> bool:
     return (
         x.device.type == "cpu"
-        and x.dtype == torch.float32
+        and x.dtype in (torch.float32, torch.bfloat16)
         and torch.backends.mkldnn.is_available()
         and not torch.compiler.is_compiling()  # the compiler picks its own kernels
     )
@@ -32,7 +32,7 @@ def _as_channels_last_2d(x: torch.Tensor) -> torch.Tensor:
 
 
 class Conv1d(nn.Conv1d):
-    """``nn.Conv1d`` that always takes oneDNN on the CPU in float32.
+    """``nn.Conv1d`` that always takes oneDNN on the CPU (float32 and bfloat16).
 
     For a batch of one, torch sends inputs under 20480 elements to its native
     kernels, and its native dilated convolution loops over channels: a 128-channel
@@ -78,7 +78,7 @@ def _mkldnn_transposed_conv():
 
 
 class ConvTranspose1d(nn.ConvTranspose1d):
-    """``nn.ConvTranspose1d`` that always takes oneDNN on the CPU in float32.
+    """``nn.ConvTranspose1d`` that always takes oneDNN on the CPU (float32 and bfloat16).
 
     As for convolutions, torch picks its native kernel below 20480 input elements,
     and that is slower (1.3 ms against 0.9 ms for 60 frames of the first
