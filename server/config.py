@@ -44,7 +44,8 @@ _SETTINGS = {
     "max_text_chars": ("SYRINX_MAX_TEXT_CHARS", int, "longest text accepted"),
     "max_streams": ("SYRINX_MAX_STREAMS", int, "concurrent synthesis calls before RESOURCE_EXHAUSTED"),
     "max_waiting_streams": ("SYRINX_MAX_WAITING_STREAMS", int, "calls waiting for their first audio before RESOURCE_EXHAUSTED"),
-    "max_decode_batch": ("SYRINX_MAX_DECODE_BATCH", int, "decode windows batched into one engine call"),
+    "max_encode_batch": ("SYRINX_MAX_ENCODE_BATCH", int, "sentences batched into one engine call (CPU default 1: bit-exact streams)"),
+    "max_decode_batch": ("SYRINX_MAX_DECODE_BATCH", int, "decode windows batched into one engine call (CPU default 1: bit-exact streams)"),
     "max_step_frames": ("SYRINX_MAX_STEP_FRAMES", int, "latent frames decoded per scheduler step"),
     "max_ahead_seconds": ("SYRINX_MAX_AHEAD_SECONDS", float, "audio a stream may have ready beyond real time"),
     "drain_seconds": ("SYRINX_DRAIN_SECONDS", float, "grace for in-flight calls after SIGTERM"),
@@ -72,7 +73,9 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> ServerC
         if value is not None:
             values[name] = value
     engine_keys = {"device", "dtype", "threads"}
-    scheduler_keys = {"max_streams", "max_waiting_streams", "max_decode_batch", "max_step_frames", "max_ahead_seconds"}
+    scheduler_keys = {
+        "max_streams", "max_waiting_streams", "max_encode_batch", "max_decode_batch", "max_step_frames", "max_ahead_seconds"
+    }
     scheduler = {k: values.pop(k) for k in list(values) if k in scheduler_keys}
     engine = EngineConfig(
         **{k: values.pop(k) for k in list(values) if k in engine_keys},
