@@ -1,7 +1,8 @@
 """The synthesis service: what the transport calls, in domain types only.
 
 It validates requests, owns the voices and hands admitted streams to the
-scheduler, which batches every stream's engine work on one engine thread.
+scheduler, which runs every stream's engine work, step by step and in
+order of urgency, on one engine thread.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 from .config import ServerConfig
 from .engine import Engine, SynthesisOptions, Voice, VoiceCatalog
 from .engine.errors import InvalidOptionError, InvalidTextError, SyrinxError
-from .scheduler import EngineClient, ScheduledStream, SchedulerLoop
+from .scheduler import ScheduledStream, SchedulerLoop
 
 MIN_SPEAKING_RATE, MAX_SPEAKING_RATE = 0.25, 4.0
 
@@ -56,22 +57,20 @@ class SpeechStream:
 
 
 class SynthesisService:
-    def __init__(self, config: ServerConfig, engine: EngineClient | None = None) -> None:
-        """``engine`` defaults to the real one; tests of the transport pass a fake."""
+    def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self._engine = engine if engine is not None else Engine(config.engine)
+        self._engine = Engine(config.engine)
         self._catalog: VoiceCatalog | None = None
         self._scheduler = SchedulerLoop(self._engine, config.scheduler, config.engine.chunks.windows)
         self._draining = False
 
     # -- life cycle ---------------------------------------------------------------------
 
-    async def start(self, catalog: VoiceCatalog | None = None) -> None:
-        """Load every voice (unless given) and warm each up with a real synthesis, on the engine thread."""
+    async def start(self) -> None:
+        """Load every voice and warm each up with a real synthesis, on the engine thread."""
         self._scheduler.start()
         run = self._scheduler.run_in_engine_thread
-        if catalog is None:
-            catalog = await run(lambda: VoiceCatalog.load(self.config.engine))
+        catalog = await run(lambda: VoiceCatalog.load(self.config.engine))
         for voice in catalog:
             await run(lambda v=voice: self._engine.warm_up(v))
         self._catalog = catalog
@@ -83,10 +82,6 @@ class SynthesisService:
     @property
     def active_streams(self) -> int:
         return self._scheduler.active_streams
-
-    @property
-    def scheduler(self) -> SchedulerLoop:
-        return self._scheduler
 
     def drain(self) -> None:
         """Refuse new work from now on; calls in flight go on."""

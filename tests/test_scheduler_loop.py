@@ -133,3 +133,21 @@ def test_a_failing_step_fails_its_streams_only_and_the_loop_goes_on():
 
     fine, active = run(scenario())
     assert fine[-1].last_in_stream and active == 0
+
+
+def test_a_crashed_loop_fails_its_streams_instead_of_leaving_them_waiting():
+    async def scenario():
+        loop = await _started(FakeEngine())
+        voice = FakeVoice()
+
+        def broken(step, outcome):
+            raise AssertionError("scheduler bug")
+
+        loop._deliver = broken
+        with pytest.raises(AssertionError, match="scheduler bug"):
+            await _collect(loop.open(voice, "anyone there", SynthesisOptions(length_scale=1.0)))
+        with pytest.raises(RuntimeError, match="stopped"):
+            loop.open(voice, "and now", SynthesisOptions(length_scale=1.0))
+        await loop.close()
+
+    run(scenario())

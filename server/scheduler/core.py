@@ -116,8 +116,6 @@ class _Stream:
     first_audio_at: float | None = None
     produced_seconds: float = 0.0
     unsent_chunks: int = 0
-    decode_steps: int = 0
-    encode_steps: int = 0
 
     def due(self) -> float:
         """When a listener playing this stream in real time runs out of audio."""
@@ -212,7 +210,6 @@ class Scheduler:
             if stream is None or result is None:
                 continue
             stream.in_flight = False
-            stream.encode_steps += 1
             stream.num_sentences = result.num_sentences
             stream.encoded = result.handle
             stream.windows = self._windows(result.num_frames)
@@ -223,7 +220,6 @@ class Scheduler:
             if stream is None:
                 continue
             stream.in_flight = False
-            stream.decode_steps += 1
             if stream.first_audio_at is None:
                 stream.first_audio_at = now
             stream.produced_seconds += (work.end - work.start) * stream.seconds_per_frame
@@ -256,11 +252,6 @@ class Scheduler:
     def waiting_streams(self) -> int:
         """Admitted streams that have not had their first audio yet."""
         return sum(1 for s in self._streams.values() if s.first_audio_at is None)
-
-    def steps_taken(self, stream_id: int) -> tuple[int, int] | None:
-        """(encode steps, decode steps) a live stream has had."""
-        stream = self._streams.get(stream_id)
-        return None if stream is None else (stream.encode_steps, stream.decode_steps)
 
     def _ready(self, now: float) -> list[_Stream]:
         config = self.config

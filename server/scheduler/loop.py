@@ -76,12 +76,9 @@ class SchedulerLoop:
         self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="syrinx-engine")
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._crashed: BaseException | None = None
         # Engine work items run per stream id, kept after the stream ends (tests count them).
         self.work_done: collections.Counter[int] = collections.Counter()
-
-    @property
-    def config(self) -> SchedulerConfig:
-        return self._scheduler.config
 
     @property
     def active_streams(self) -> int:
@@ -91,6 +88,16 @@ class SchedulerLoop:
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="syrinx-scheduler")
+        self._task.add_done_callback(self._stopped)
+
+    def _stopped(self, task: asyncio.Task) -> None:
+        """A bug that ends the loop fails the streams in it instead of leaving them to hang."""
+        if task.cancelled() or task.exception() is None:
+            return
+        self._crashed = task.exception()
+        log.critical("the scheduler loop stopped", exc_info=self._crashed)
+        for stream_id in list(self._jobs):
+            self._finish(stream_id, self._crashed)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -108,6 +115,8 @@ class SchedulerLoop:
 
     def open(self, voice: Voice, text: str, options: SynthesisOptions) -> "ScheduledStream":
         """Admit a stream (or raise :class:`~.core.OverCapacityError` at once)."""
+        if self._crashed is not None:
+            raise RuntimeError("the scheduler loop has stopped") from self._crashed
         seconds_per_frame = voice.hop_length / voice.info.sample_rate
         stream_id = self._scheduler.add(self._clock(), seconds_per_frame)
         job = _Job(voice, text, options)
@@ -152,7 +161,6 @@ class SchedulerLoop:
                 outcome = await loop.run_in_executor(self._worker, self._execute, step, jobs)
             except Exception as error:  # noqa: BLE001 - a failed batch fails its streams, not the server
                 log.error("engine step failed for streams %s", sorted(jobs), exc_info=error)
-                self._scheduler.complete(step, [None] * len(step.encodes), self._clock())
                 for stream_id in jobs:
                     self._finish(stream_id, error)
                 continue
