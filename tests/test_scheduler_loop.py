@@ -7,6 +7,8 @@ tag plus the sample's position), so any mix-up between streams shows.
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from types import SimpleNamespace
 
 import numpy as np
@@ -33,24 +35,33 @@ class FakeVoice:
         return [SimpleNamespace(words=words, phonemes=tuple(words), phoneme_ids=tuple(range(len(words)))) for words in parts]
 
 
+class FakeEncoded(SimpleNamespace):
+    """An encoded sentence (weak-referenceable, so tests can see when it is freed)."""
+
+    __slots__ = ("__weakref__",)
+
+
 class FakeEngine:
     """Sentences are words; a word is three frames; a sample is ``tag * 1000 + sample position``."""
 
     def __init__(self) -> None:
         self.fail_decode_for: set[float] = set()
+        self.encoded: list[weakref.ref] = []  # every encoded sentence, without keeping it alive
 
     def sentence_requests(self, voice, sentences, options):
         return [SimpleNamespace(voice=voice, sentence=s, tag=options.length_scale) for s in sentences]
 
     def encode(self, requests):
-        return [
-            SimpleNamespace(
+        encoded = [
+            FakeEncoded(
                 voice=r.voice, sentence=r.sentence, tag=r.tag, num_frames=len(r.sentence.words) * FRAMES_PER_WORD,
                 num_samples=len(r.sentence.words) * FRAMES_PER_WORD * HOP,
                 durations=np.full(len(r.sentence.words), FRAMES_PER_WORD),
             )
             for r in requests
         ]
+        self.encoded.extend(weakref.ref(e) for e in encoded)
+        return encoded
 
     def decode(self, windows):
         if any(w.sentence.tag in self.fail_decode_for for w in windows):
@@ -97,22 +108,28 @@ def test_each_stream_gets_its_own_audio_in_order():
         assert [s.start_sample for s in stream.sentences] == list(np.cumsum([0] + [s.num_samples for s in stream.sentences])[:-1])
 
 
-def test_a_closed_stream_takes_no_more_engine_steps():
+def test_a_closed_stream_takes_no_more_engine_steps_and_its_memory_is_freed():
     async def scenario():
-        loop = await _started(FakeEngine(), max_unsent_chunks=1)
+        engine = FakeEngine()
+        loop = await _started(engine, max_unsent_chunks=1)
         voice = FakeVoice()
         long = loop.open(voice, " ".join(["word"] * 200), SynthesisOptions(length_scale=1.0))
         iterator = long.__aiter__()
         await iterator.__anext__()
+        long_sentence = engine.encoded[0]
+        await iterator.aclose()
         await long.aclose()
         steps_at_close = loop.work_done[long.stream_id]
         await _collect(loop.open(voice, "a short one", SynthesisOptions(length_scale=2.0)))
+        gc.collect()
+        freed = long_sentence() is None
         await loop.close()
-        return steps_at_close, loop.work_done[long.stream_id]
+        return steps_at_close, loop.work_done[long.stream_id], freed
 
-    at_close, at_end = run(scenario())
+    at_close, at_end, freed = run(scenario())
     assert at_end <= at_close + 1  # at most the step already running when it closed
     assert at_end < 200 * FRAMES_PER_WORD / 2 / 4  # far from the whole text
+    assert freed, "the closed stream's encoded sentence is still held"
 
 
 def test_a_failing_step_fails_its_streams_only_and_the_loop_goes_on():
