@@ -33,9 +33,10 @@ class ChunkPolicy:
     Each window carries about 15 ms of context work on two CPU cores whatever
     its size, so few windows per sentence is what keeps throughput up under
     load: 12, 96, then 256 frames decoded a 3.4 s sentence in 136 ms, against
-    168 ms for 12, 24, 48, 96, 128 (same run; 122 ms as one window). The second window (about 65 ms of work)
-    still fits well inside the 139 ms the first one plays for; a 12 + 192
-    schedule did not always, and a listener ran dry.
+    168 ms for 12, 24, 48, 96, 128 (same run; 122 ms as one window). The
+    second window (about 65 ms of work) still fits well inside the 139 ms the
+    first one plays for; a 12 + 192 schedule did not always, and a listener
+    ran dry.
     """
 
     first_frames: int = 12

@@ -103,6 +103,17 @@ class SentenceStart:
     start_sample: int  # offset of the sentence in the whole stream
     num_samples: int
 
+    @classmethod
+    def of(cls, encoded: EncodedSentence, index: int, start_sample: int) -> "SentenceStart":
+        return cls(
+            index=index,
+            phonemes=encoded.sentence.phonemes,
+            phoneme_ids=encoded.sentence.phoneme_ids,
+            phoneme_samples=encoded.durations * encoded.voice.hop_length,
+            start_sample=start_sample,
+            num_samples=encoded.num_samples,
+        )
+
 
 @dataclass(frozen=True)
 class AudioChunk:
@@ -291,14 +302,7 @@ class Engine:
         offset = 0
         for index, request in enumerate(requests):
             encoded = self.encode([request])[0]
-            yield SentenceStart(
-                index=index,
-                phonemes=encoded.sentence.phonemes,
-                phoneme_ids=encoded.sentence.phoneme_ids,
-                phoneme_samples=encoded.durations * voice.hop_length,
-                start_sample=offset,
-                num_samples=encoded.num_samples,
-            )
+            yield SentenceStart.of(encoded, index, offset)
             for start, end in self.config.chunks.windows(encoded.num_frames):
                 (audio,) = self.decode([DecodeWindow(encoded, start, end)])
                 last_in_sentence = end == encoded.num_frames

@@ -235,11 +235,8 @@ class Scheduler:
 
     def next_wake(self, now: float) -> float | None:
         """When a stream held back only for being ahead of real time becomes ready (``None``: never by time)."""
-        times = [
-            s.due() - self.config.max_ahead_seconds
-            for s in self._streams.values()
-            if not s.in_flight and s.unsent_chunks < self.config.max_unsent_chunks and s.ahead(now) >= self.config.max_ahead_seconds
-        ]
+        limit = self.config.max_ahead_seconds
+        times = [s.due() - limit for s in self._streams.values() if self._free(s) and s.ahead(now) >= limit]
         return min(times, default=None)
 
     # -- introspection ------------------------------------------------------------------
@@ -253,10 +250,10 @@ class Scheduler:
         """Admitted streams that have not had their first audio yet."""
         return sum(1 for s in self._streams.values() if s.first_audio_at is None)
 
+    def _free(self, stream: _Stream) -> bool:
+        """Nothing in flight and the transport keeping up: only time can still hold it back."""
+        return not stream.in_flight and stream.unsent_chunks < self.config.max_unsent_chunks
+
     def _ready(self, now: float) -> list[_Stream]:
-        config = self.config
-        return [
-            s
-            for s in self._streams.values()
-            if not s.in_flight and s.unsent_chunks < config.max_unsent_chunks and s.ahead(now) < config.max_ahead_seconds
-        ]
+        limit = self.config.max_ahead_seconds
+        return [s for s in self._streams.values() if self._free(s) and s.ahead(now) < limit]

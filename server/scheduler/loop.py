@@ -213,24 +213,13 @@ class SchedulerLoop:
             job.sentence_offsets.append(offset)
             job.next_offset += sentence.num_samples
             encoded[position] = Encoded(sentence, sentence.num_frames, len(job.requests))
-            starts.append((work.stream_id, _sentence_start(work.sentence, sentence, offset)))
+            starts.append((work.stream_id, SentenceStart.of(sentence, work.sentence, offset)))
 
         for work in step.decodes:
             self.work_done[work.stream_id] += 1
         windows = [DecodeWindow(work.encoded, work.start, work.end) for work in step.decodes]
         audio = self._engine.decode(windows) if windows else []
         return _Outcome(encoded, starts, audio, failures)
-
-
-def _sentence_start(index: int, sentence: EncodedSentence, offset: int) -> SentenceStart:
-    return SentenceStart(
-        index=index,
-        phonemes=sentence.sentence.phonemes,
-        phoneme_ids=sentence.sentence.phoneme_ids,
-        phoneme_samples=sentence.durations * sentence.voice.hop_length,
-        start_sample=offset,
-        num_samples=sentence.num_samples,
-    )
 
 
 class ScheduledStream:
