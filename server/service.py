@@ -8,6 +8,7 @@ order of urgency, on one engine thread.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from .engine import Engine, SynthesisOptions, Voice, VoiceCatalog
 from .engine.errors import InvalidOptionError, InvalidTextError, SyrinxError
 from .scheduler import ScheduledStream, SchedulerLoop
 
+T = TypeVar("T")
 MIN_SPEAKING_RATE, MAX_SPEAKING_RATE = 0.25, 4.0
 
 
@@ -89,6 +91,10 @@ class SynthesisService:
 
     async def close(self) -> None:
         await self._scheduler.close()
+
+    async def run_on_engine(self, fn: Callable[[Engine], T]) -> T:
+        """Run ``fn(engine)`` on the engine thread between scheduler steps (benchmarks, tools)."""
+        return await self._scheduler.run_in_engine_thread(lambda: fn(self._engine))
 
     # -- queries ------------------------------------------------------------------------
 

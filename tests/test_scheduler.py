@@ -16,6 +16,11 @@ def windows(num_frames: int) -> list[tuple[int, int]]:
     return [(s, min(s + WINDOW, num_frames)) for s in range(0, num_frames, WINDOW)]
 
 
+def audio_of(stream: int, sentence: int, start: int) -> tuple:
+    """What the fake engine "decodes" for a window: who it belongs to."""
+    return ("audio", stream, sentence, start)
+
+
 def make(**limits) -> Scheduler:
     defaults = dict(max_streams=8, max_encode_batch=8, max_decode_batch=8, max_step_frames=1000, max_ahead_seconds=1.0)
     return Scheduler(SchedulerConfig(**{**defaults, **limits}), windows)
@@ -34,22 +39,28 @@ class Driver:
         step = self.scheduler.next_step(now)
         if step is None:
             return None
-        encoded = [Encoded(("enc", w.stream_id, w.sentence), self.frames, self.sentences.get(w.stream_id, 1)) for w in step.encodes]
-        for work in self.scheduler.complete(step, encoded, now):
+        encoded = [
+            Encoded(("enc", w.stream_id, w.sentence), self.frames, self.sentences.get(w.stream_id, 1), audio_of(w.stream_id, w.sentence, 0))
+            for w in step.encodes
+        ]
+        audio = [audio_of(w.stream_id, w.sentence, w.start) for w in step.decodes]
+        for work, samples in self.scheduler.complete(step, encoded, audio, now):
+            assert samples == audio_of(work.stream_id, work.sentence, work.start)  # each window with its own audio
             self.delivered.append((work.stream_id, work.sentence, work.start))
             if send:
                 self.scheduler.sent(work.stream_id)
         return step
 
 
-def test_a_stream_is_encoded_then_decoded_window_by_window_in_order():
+def test_a_stream_is_encoded_with_its_first_window_then_decoded_window_by_window_in_order():
     scheduler = make()
     driver = Driver(scheduler, frames=25)
     stream = scheduler.add(0.0, FRAME)
     first = driver.step(0.0)
     assert [(w.stream_id, w.sentence) for w in first.encodes] == [(stream, 0)] and not first.decodes
+    assert driver.delivered == [(stream, 0, 0)]  # the first window came with the encode: one step, not two
     second = driver.step(0.0)
-    assert [(w.start, w.end, w.encoded) for w in second.decodes] == [(0, 10, ("enc", stream, 0))]
+    assert [(w.start, w.end, w.encoded) for w in second.decodes] == [(10, 20, ("enc", stream, 0))]
     while driver.step(0.0):
         pass
     assert driver.delivered == [(stream, 0, 0), (stream, 0, 10), (stream, 0, 20)]
@@ -58,14 +69,14 @@ def test_a_stream_is_encoded_then_decoded_window_by_window_in_order():
 
 def test_one_item_per_stream_per_step_and_sentences_follow_each_other():
     scheduler = make()
-    driver = Driver(scheduler, frames=10, sentences={0: 3})
+    driver = Driver(scheduler, frames=20, sentences={0: 3})  # two windows per sentence
     scheduler.add(0.0, FRAME)
     kinds = []
     while (step := driver.step(0.0)) is not None:
         assert len(step.encodes) + len(step.decodes) == 1
         kinds.append("E" if step.encodes else "D")
     assert kinds == ["E", "D"] * 3
-    assert [(s, sentence) for s, sentence, _ in driver.delivered] == [(0, 0), (0, 1), (0, 2)]
+    assert driver.delivered == [(0, sentence, start) for sentence in range(3) for start in (0, 10)]
     assert scheduler.active_streams == 0
 
 
@@ -73,7 +84,7 @@ def test_new_stream_goes_before_streams_that_already_have_audio():
     scheduler = make(max_decode_batch=1, max_encode_batch=1)
     driver = Driver(scheduler, frames=200)
     old = scheduler.add(0.0, FRAME)
-    driver.step(0.0), driver.step(0.0)  # old: encoded, first window out at t=0 -> due at 0.1 s
+    driver.step(0.0)  # old: encoded, first window out at t=0 -> due at 0.1 s
     new = scheduler.add(0.05, FRAME)
     step = driver.step(0.05)
     # The newcomer (due since it arrived at 0.05) beats the old stream (due at 0.1), encode and decode alike.
@@ -87,9 +98,7 @@ def test_the_stream_closest_to_running_dry_goes_first():
     scheduler = make(max_decode_batch=1)
     driver = Driver(scheduler, frames=500)
     a, b = scheduler.add(0.0, FRAME), scheduler.add(0.0, FRAME)
-    driver.step(0.0)  # both encoded in one batch
-    driver.step(0.0)  # a's first window (a is older), due 0.1
-    driver.step(0.0)  # b's first window, due 0.1
+    driver.step(0.0)  # both encoded in one batch, each with its first window: both due at 0.1
     driver.step(0.0)  # a again (tie broken by age): due 0.2
     assert [s for s, _, _ in driver.delivered] == [a, b, a]
     step = driver.step(0.0)
@@ -130,8 +139,8 @@ def test_aborted_stream_gets_no_more_steps_and_its_in_flight_work_is_dropped():
     step = scheduler.next_step(0.0)  # a and b decoding
     assert {w.stream_id for w in step.decodes} == {a, b}
     scheduler.abort(a)
-    delivered = scheduler.complete(step, [], 0.0)
-    assert [w.stream_id for w in delivered] == [b]  # a's finished work is not delivered
+    delivered = scheduler.complete(step, [], [audio_of(w.stream_id, 0, w.start) for w in step.decodes], 0.0)
+    assert [(w.stream_id, samples) for w, samples in delivered] == [(b, audio_of(b, 0, 10))]  # not a's
     for _ in range(5):
         step = driver.step(0.0)
         assert a not in step.stream_ids
@@ -143,9 +152,10 @@ def test_failed_encode_does_not_block_the_others():
     a, b = scheduler.add(0.0, FRAME), scheduler.add(0.0, FRAME)
     step = scheduler.next_step(0.0)
     scheduler.abort(a)  # the loop aborts a stream whose item failed
-    scheduler.complete(step, [None, Encoded("enc-b", 20, 1)], 0.0)
+    delivered = scheduler.complete(step, [None, Encoded("enc-b", 20, 1, "b's first audio")], [], 0.0)
+    assert [(w.stream_id, w.start, samples) for w, samples in delivered] == [(b, 0, "b's first audio")]
     step = scheduler.next_step(0.0)
-    assert [w.stream_id for w in step.decodes] == [b]
+    assert [(w.stream_id, w.start) for w in step.decodes] == [(b, 10)]
 
 
 def test_batches_respect_their_limits_and_the_step_frame_budget():
@@ -191,7 +201,7 @@ def test_admission_limits_streams_and_streams_waiting_to_start():
     with pytest.raises(OverCapacityError, match="2 streams waiting") as info:
         scheduler.add(0.0, FRAME)
     assert info.value.retry_after_seconds == 0.5
-    driver.step(0.0), driver.step(0.0)  # both have audio now: no longer waiting
+    driver.step(0.0)  # both encoded with their first windows: no longer waiting
     scheduler.add(0.0, FRAME)
     with pytest.raises(OverCapacityError, match="limit of 3 concurrent streams"):
         scheduler.add(0.0, FRAME)

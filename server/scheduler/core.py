@@ -7,6 +7,10 @@ streams into one step (one batched encode call and one batched decode call);
 :meth:`Scheduler.complete` takes the step's results and says what to deliver
 to whom. Time is a parameter (``now``) so the rules are testable without a clock.
 
+An encode item also covers the first window of the sentence it encodes: the
+engine decodes that window in the same step, right after encoding, so a
+sentence's first audio costs one trip to the engine, not two.
+
 Urgency is the moment a listener would run dry: a stream that has sent no
 audio yet is due since it arrived; one that has is due when the audio it has
 sent, played in real time from its first chunk, runs out. Earliest first. A
@@ -100,6 +104,7 @@ class Encoded:
     handle: Any  # passed back to the engine in DecodeWork.encoded
     num_frames: int
     num_sentences: int  # of the whole stream (known once its text is split)
+    first_audio: Any  # the sentence's first window (``windows(num_frames)[0]``), decoded in the same step
 
 
 @dataclass
@@ -182,29 +187,28 @@ class Scheduler:
                     encodes.append(EncodeWork(stream.id, stream.sentence))
                     stream.in_flight = True
                 continue
-            start, end = stream.windows[stream.window]
-            if len(decodes) >= config.max_decode_batch or (decodes and frames + end - start > config.max_step_frames):
+            work = self._window_work(stream)
+            if len(decodes) >= config.max_decode_batch or (decodes and frames + work.end - work.start > config.max_step_frames):
                 continue
-            frames += end - start
-            last_in_sentence = stream.window == len(stream.windows) - 1
-            decodes.append(
-                DecodeWork(
-                    stream.id, stream.sentence, stream.encoded, start, end, last_in_sentence,
-                    last_in_sentence and stream.sentence == stream.num_sentences - 1,
-                )
-            )
+            frames += work.end - work.start
+            decodes.append(work)
             stream.in_flight = True
         if not encodes and not decodes:
             return None
         return Step(tuple(encodes), tuple(decodes))
 
-    def complete(self, step: Step, encoded: Sequence[Encoded | None], now: float) -> list[DecodeWork]:
-        """Record a finished step; returns the decode work whose audio should be delivered.
+    def complete(
+        self, step: Step, encoded: Sequence[Encoded | None], audio: Sequence[Any], now: float
+    ) -> list[tuple[DecodeWork, Any]]:
+        """Record a finished step; returns the windows to deliver, each with its audio.
 
-        ``encoded`` follows ``step.encodes``; ``None`` marks an item that failed
-        (its stream is expected to be aborted by the caller). Work of streams
-        aborted meanwhile is dropped here.
+        ``encoded`` follows ``step.encodes`` (``None`` marks an item that failed:
+        its stream is expected to be aborted by the caller) and ``audio`` follows
+        ``step.decodes``; both are opaque here. Each encoded sentence's first
+        window comes first in the result. Work of streams aborted meanwhile is
+        dropped here.
         """
+        delivered = []
         for work, result in zip(step.encodes, encoded):
             stream = self._streams.get(work.stream_id)
             if stream is None or result is None:
@@ -214,24 +218,38 @@ class Scheduler:
             stream.encoded = result.handle
             stream.windows = self._windows(result.num_frames)
             stream.window = 0
-        delivered = []
-        for work in step.decodes:
+            delivered.append((self._decoded(stream, self._window_work(stream), now), result.first_audio))
+        for work, samples in zip(step.decodes, audio):
             stream = self._streams.get(work.stream_id)
             if stream is None:
                 continue
             stream.in_flight = False
-            if stream.first_audio_at is None:
-                stream.first_audio_at = now
-            stream.produced_seconds += (work.end - work.start) * stream.seconds_per_frame
-            stream.unsent_chunks += 1
-            stream.window += 1
-            if work.last_in_stream:
-                del self._streams[work.stream_id]  # done; its audio is on its way
-            elif work.last_in_sentence:
-                stream.sentence += 1
-                stream.encoded, stream.windows, stream.window = None, [], 0  # release the sentence's tensors
-            delivered.append(work)
+            delivered.append((self._decoded(stream, work, now), samples))
         return delivered
+
+    @staticmethod
+    def _window_work(stream: _Stream) -> DecodeWork:
+        """The stream's current window as engine work."""
+        start, end = stream.windows[stream.window]
+        last_in_sentence = stream.window == len(stream.windows) - 1
+        return DecodeWork(
+            stream.id, stream.sentence, stream.encoded, start, end, last_in_sentence,
+            last_in_sentence and stream.sentence == stream.num_sentences - 1,
+        )
+
+    def _decoded(self, stream: _Stream, work: DecodeWork, now: float) -> DecodeWork:
+        """Account for one decoded window of ``stream`` and move it to its next piece of work."""
+        if stream.first_audio_at is None:
+            stream.first_audio_at = now
+        stream.produced_seconds += (work.end - work.start) * stream.seconds_per_frame
+        stream.unsent_chunks += 1
+        stream.window += 1
+        if work.last_in_stream:
+            del self._streams[work.stream_id]  # done; its audio is on its way
+        elif work.last_in_sentence:
+            stream.sentence += 1
+            stream.encoded, stream.windows, stream.window = None, [], 0  # release the sentence's tensors
+        return work
 
     def next_wake(self, now: float) -> float | None:
         """When a stream held back only for being ahead of real time becomes ready (``None``: never by time)."""

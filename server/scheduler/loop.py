@@ -71,6 +71,7 @@ class SchedulerLoop:
     ) -> None:
         self._engine = engine
         self._scheduler = Scheduler(config, windows)
+        self._windows = windows
         self._clock = clock
         self._jobs: dict[int, _Job] = {}
         self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="syrinx-engine")
@@ -165,20 +166,22 @@ class SchedulerLoop:
                     self._finish(stream_id, error)
                 continue
             self._deliver(step, outcome)
+            # Let the streams' handlers hand the new chunks to gRPC before the engine's threads
+            # take the cores again for the next step: one turn of the event loop.
+            await asyncio.sleep(0)
 
     def _deliver(self, step: Step, outcome: _Outcome) -> None:
         for stream_id, error in outcome.failures.items():
             self._finish(stream_id, error)
-        delivered = self._scheduler.complete(step, outcome.encoded, self._clock())
+        # A sentence's start goes before its first chunk (both came from this step).
         for stream_id, start in outcome.starts:
             if stream_id in self._jobs:
                 self._jobs[stream_id].queue.put_nowait(start)
-        audio_by_work = {id(work): samples for work, samples in zip(step.decodes, outcome.audio)}
-        for work in delivered:
+        for work, samples in self._scheduler.complete(step, outcome.encoded, outcome.audio, self._clock()):
             job = self._jobs.get(work.stream_id)
             if job is None:
                 continue
-            job.queue.put_nowait(self._chunk(job, work, audio_by_work[id(work)]))
+            job.queue.put_nowait(self._chunk(job, work, samples))
             if work.last_in_stream:
                 self._finish(work.stream_id, _END)
 
@@ -205,21 +208,26 @@ class SchedulerLoop:
 
         encoded: list[Encoded | None] = [None] * len(step.encodes)
         starts: list[tuple[int, SentenceStart]] = []
-        results = self._engine.encode([request for _, request in to_encode]) if to_encode else []
-        for (position, _), sentence in zip(to_encode, results):
+        sentences = self._engine.encode([request for _, request in to_encode]) if to_encode else []
+        first_audio = self._decode([DecodeWindow(sentence, *self._windows(sentence.num_frames)[0]) for sentence in sentences])
+        for (position, _), sentence, audio in zip(to_encode, sentences, first_audio):
             work = step.encodes[position]
             job = jobs[work.stream_id]
             offset = job.next_offset  # sentences are encoded in order
             job.sentence_offsets.append(offset)
             job.next_offset += sentence.num_samples
-            encoded[position] = Encoded(sentence, sentence.num_frames, len(job.requests))
+            encoded[position] = Encoded(sentence, sentence.num_frames, len(job.requests), audio)
             starts.append((work.stream_id, SentenceStart.of(sentence, work.sentence, offset)))
 
         for work in step.decodes:
             self.work_done[work.stream_id] += 1
-        windows = [DecodeWindow(work.encoded, work.start, work.end) for work in step.decodes]
-        audio = self._engine.decode(windows) if windows else []
+        audio = self._decode([DecodeWindow(work.encoded, work.start, work.end) for work in step.decodes])
         return _Outcome(encoded, starts, audio, failures)
+
+    def _decode(self, windows: list[DecodeWindow]) -> list[np.ndarray]:
+        """Decode in calls of at most ``max_decode_batch`` windows."""
+        size = self._scheduler.config.max_decode_batch
+        return [audio for at in range(0, len(windows), size) for audio in self._engine.decode(windows[at : at + size])]
 
 
 class ScheduledStream:
