@@ -53,8 +53,8 @@ class ProcessClient:
             [sys.executable, "-m", "bench.grpc_client", str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
 
-    def first_audio(self, text: str) -> float:
-        self._process.stdin.write(json.dumps({"text": text, "seed": 1}) + "\n")
+    def first_audio(self, text: str, audio_config: dict | None = None) -> float:
+        self._process.stdin.write(json.dumps({"text": text, "seed": 1, "audio_config": audio_config or {}}) + "\n")
         self._process.stdin.flush()
         return json.loads(self._process.stdout.readline())["first_s"]
 
@@ -70,9 +70,11 @@ class ThreadClient:
         self._channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self._stub = pb_grpc.SynthesizerStub(self._channel)
 
-    def first_audio(self, text: str) -> float:
+    def first_audio(self, text: str, audio_config: dict | None = None) -> float:
         started = time.perf_counter()
-        call = self._stub.StreamSynthesize(pb.StreamSynthesizeRequest(text=text, seed=1))
+        call = self._stub.StreamSynthesize(
+            pb.StreamSynthesizeRequest(text=text, seed=1, audio_config=pb.AudioConfig(**(audio_config or {})))
+        )
         next(call)
         first = time.perf_counter() - started
         for _ in call:
@@ -81,6 +83,30 @@ class ThreadClient:
 
     def close(self) -> None:
         self._channel.close()
+
+
+# Telephony and WebRTC outputs against the native-rate LINEAR16 stream (issue: within 5 ms).
+ENCODINGS = {
+    "LINEAR16 native": {},
+    "MULAW 8 kHz, 20 ms frames": {"encoding": pb.AUDIO_ENCODING_MULAW, "sample_rate_hz": 8000, "chunk_duration_ms": 20},
+    "OGG_OPUS 48 kHz": {"encoding": pb.AUDIO_ENCODING_OGG_OPUS, "sample_rate_hz": 48000},
+}
+
+
+def first_audio_by_encoding(client, rounds: int) -> None:
+    """Each round calls once per encoding, back to back; medians and the median per-round difference."""
+    text = TEXTS["medium"]
+    for config in ENCODINGS.values():
+        client.first_audio(text, config)  # warm
+    times = {name: [] for name in ENCODINGS}
+    for _ in range(rounds):
+        for name, config in ENCODINGS.items():
+            times[name].append(client.first_audio(text, config))
+    base = times["LINEAR16 native"]
+    print(f"first audio by output encoding (medium text, {rounds} rounds), ms:")
+    for name, values in times.items():
+        extra = statistics.median(v - b for v, b in zip(values, base)) * 1e3
+        print(f"  {name:<28} {statistics.median(values) * 1e3:6.1f}   vs LINEAR16 native {extra:+5.2f}")
 
 
 def main() -> None:
@@ -123,6 +149,7 @@ def main() -> None:
         grpc_ms = statistics.median(g for g, _ in pairs) * 1e3
         overhead_ms = statistics.median(g - d for g, d in pairs) * 1e3
         print(f"{text_name:<8} engine {engine_ms:6.1f}   gRPC {grpc_ms:6.1f}   overhead (median of pair differences) {overhead_ms:+5.2f}")
+    first_audio_by_encoding(client, args.pairs)
     client.close()
     asyncio.run_coroutine_threadsafe(running.drain(0), loop).result()
     loop.call_soon_threadsafe(loop.stop)

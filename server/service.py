@@ -12,6 +12,7 @@ from typing import Callable, TypeVar
 
 import numpy as np
 
+from .audio import AudioRequest, OutputFormat
 from .config import ServerConfig
 from .engine import Engine, SynthesisOptions, Voice, VoiceCatalog
 from .engine.errors import InvalidOptionError, InvalidTextError, SyrinxError
@@ -32,24 +33,21 @@ class SpeechRequest:
     speaking_rate: float = 0.0  # 0: normal
     speaker_id: int = 0
     seed: int | None = None
-    sample_rate_hz: int = 0  # 0: the voice's native rate
+    audio: AudioRequest = AudioRequest()
 
 
 class SpeechStream:
-    """One admitted request: its voice (so the audio format is known before any audio) and its chunks.
+    """One admitted request: its voice and output format (known before any audio) and its float chunks.
 
     :meth:`aclose` must be awaited (in a ``finally``) whether or not the chunks
     were consumed; it takes the stream's remaining work out of the scheduler.
     Text with nothing to speak fails on the first chunk, before any audio.
     """
 
-    def __init__(self, voice: Voice, scheduled: ScheduledStream) -> None:
+    def __init__(self, voice: Voice, output: OutputFormat, scheduled: ScheduledStream) -> None:
         self.voice = voice
+        self.output = output  # what the transport turns the chunks into
         self._scheduled = scheduled
-
-    @property
-    def sample_rate_hz(self) -> int:
-        return self.voice.info.sample_rate
 
     def __aiter__(self):
         return self._scheduled.__aiter__()
@@ -104,7 +102,7 @@ class SynthesisService:
 
     # -- synthesis ----------------------------------------------------------------------
 
-    async def open_stream(self, request: SpeechRequest) -> SpeechStream:
+    async def open_stream(self, request: SpeechRequest, streaming: bool = True) -> SpeechStream:
         """Validate ``request`` and take a stream slot.
 
         Every input error is raised here, before any audio, so a client gets one
@@ -113,16 +111,18 @@ class SynthesisService:
         catalog = self._require_ready()
         voice = catalog.get(request.voice or None)
         options = self._options(voice, request)
+        output = request.audio.resolve(voice.info.sample_rate, streaming)
         self._check_text(request.text)
-        return SpeechStream(voice, self._scheduler.open(voice, request.text, options))
+        return SpeechStream(voice, output, self._scheduler.open(voice, request.text, options))
 
-    async def synthesize(self, request: SpeechRequest) -> tuple[Voice, np.ndarray]:
-        stream = await self.open_stream(request)
+    async def synthesize(self, request: SpeechRequest) -> tuple[OutputFormat, np.ndarray]:
+        """The whole text's audio at the voice's rate, with the format to encode it in."""
+        stream = await self.open_stream(request, streaming=False)
         try:
             parts = [chunk.samples async for chunk in stream]
         finally:
             await stream.aclose()
-        return stream.voice, np.concatenate(parts)
+        return stream.output, np.concatenate(parts)
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -147,11 +147,6 @@ class SynthesisService:
         if not MIN_SPEAKING_RATE <= rate <= MAX_SPEAKING_RATE:
             raise InvalidOptionError(
                 f"speaking_rate {request.speaking_rate:g} is out of range: use {MIN_SPEAKING_RATE} to {MAX_SPEAKING_RATE} (0 means 1.0)"
-            )
-        native = voice.info.sample_rate
-        if request.sample_rate_hz not in (0, native):
-            raise InvalidOptionError(
-                f"sample_rate_hz {request.sample_rate_hz} is not supported for voice '{voice.name}'; use 0 or {native} (its native rate)"
             )
         voice.speaker_id(request.speaker_id)  # raises InvalidOptionError when out of range
         length_scale = voice.info.defaults.length_scale / rate

@@ -6,6 +6,7 @@ import concurrent.futures
 import io
 import wave
 
+import av
 import grpc
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from service_fixtures import ServerThread
 from syrinx.server.config import ServerConfig
 from syrinx.server.engine import AudioChunk, Engine, EngineConfig, SynthesisOptions
 from syrinx.server.scheduler import SchedulerConfig
-from syrinx.server.audio import pcm16
+from syrinx.server.audio import AudioEncoderStream, AudioRequest, Encoding, encode_whole, pcm16
 
 MAX_TEXT = 6000
 MAX_STREAMS = 12
@@ -88,6 +89,52 @@ def test_stream_chunks_are_ordered_and_equal_engine_output(server, engine, voice
     assert b"".join(r.audio for r in replies) == reference_pcm(engine, voice, text, 5)
 
 
+def engine_chunks(engine: Engine, voice, text: str, seed: int) -> list[np.ndarray]:
+    return [e.samples for e in engine.stream(voice, text, SynthesisOptions(seed=seed)) if isinstance(e, AudioChunk)]
+
+
+def test_telephony_stream_is_mulaw_8k_in_20_ms_frames(server, engine, voice):
+    text = "Thanks for calling. Your order ships tomorrow."
+    config = pb.AudioConfig(encoding=pb.AUDIO_ENCODING_MULAW, sample_rate_hz=8000, chunk_duration_ms=20)
+    replies = list(server.stub.StreamSynthesize(stream_request(text, seed=4, audio_config=config)))
+    assert replies[0].format == pb.AudioFormat(encoding=pb.AUDIO_ENCODING_MULAW, sample_rate_hz=8000, channels=1)
+    assert all(len(r.audio) == r.num_samples == 160 for r in replies[:-1])  # 20 ms of 8 kHz, one byte each
+    assert 0 < len(replies[-1].audio) <= 160 and replies[-1].final
+    assert [r.offset_samples for r in replies] == [160 * i for i in range(len(replies))]
+    # Exactly what the audio layer makes of the engine's own chunks for the same request.
+    encoder = AudioEncoderStream(AudioRequest(Encoding.MULAW, 8000, 20).resolve(voice.info.sample_rate, True))
+    expected = [c for samples in engine_chunks(engine, voice, text, 4) for c in encoder.push(samples)] + encoder.finish()
+    assert [r.audio for r in replies] == [c.data for c in expected]
+    native_samples = sum(len(c) for c in engine_chunks(engine, voice, text, 4))
+    assert replies[-1].offset_samples + replies[-1].num_samples == round(native_samples * 8000 / voice.info.sample_rate)
+
+
+@pytest.mark.parametrize("chunk_ms", [0, 60])
+def test_webrtc_stream_is_ogg_opus_48k_that_plays_chunk_by_chunk(server, engine, voice, chunk_ms):
+    text = "Opus for the browser, page by page."
+    config = pb.AudioConfig(encoding=pb.AUDIO_ENCODING_OGG_OPUS, sample_rate_hz=48000, chunk_duration_ms=chunk_ms)
+    replies = list(server.stub.StreamSynthesize(stream_request(text, seed=8, audio_config=config)))
+    assert replies[0].format == pb.AudioFormat(encoding=pb.AUDIO_ENCODING_OGG_OPUS, sample_rate_hz=48000, channels=1)
+    assert replies[0].audio.startswith(b"OggS") and b"OpusHead" in replies[0].audio[:64]
+    assert all(r.audio.startswith(b"OggS") for r in replies)  # every chunk starts on a page
+    native_samples = sum(len(c) for c in engine_chunks(engine, voice, text, 8))
+    expected = round(native_samples * 48000 / voice.info.sample_rate)
+    assert sum(r.num_samples for r in replies) == expected
+    with av.open(io.BytesIO(b"".join(r.audio for r in replies)), format="ogg") as container:
+        decoded = sum(frame.samples for frame in container.decode(audio=0))
+    assert decoded == expected
+
+
+def test_unary_mulaw_at_8k(server, engine, voice):
+    text = "One more for the phone line."
+    config = pb.AudioConfig(encoding=pb.AUDIO_ENCODING_MULAW, sample_rate_hz=8000)
+    reply = server.stub.Synthesize(pb.SynthesizeRequest(text=text, seed=2, audio_config=config))
+    native = np.concatenate(engine_chunks(engine, voice, text, 2))
+    output = AudioRequest(Encoding.MULAW, 8000).resolve(voice.info.sample_rate, False)
+    assert (reply.audio, reply.num_samples) == encode_whole(output, native)
+    assert reply.format == pb.AudioFormat(encoding=pb.AUDIO_ENCODING_MULAW, sample_rate_hz=8000, channels=1)
+
+
 def test_eight_concurrent_streams_each_get_their_own_audio(server, engine, voice):
     texts = [f"Caller number {i} asked about order {100 + 17 * i}, which ships on day {i + 3}." for i in range(8)]
 
@@ -134,8 +181,15 @@ def test_unknown_voice_is_not_found_and_lists_voices(server, voice):
     "fields, words",
     [
         ({"speaking_rate": 9.0}, "0.25 to 4"),
-        ({"audio_config": pb.AudioConfig(sample_rate_hz=16000)}, "22050"),
-        ({"audio_config": pb.AudioConfig(encoding=pb.AUDIO_ENCODING_WAV)}, "AUDIO_ENCODING_LINEAR16"),
+        ({"audio_config": pb.AudioConfig(sample_rate_hz=4000)}, "use 8000 to 48000, or 0 for the voice's native 22050"),
+        ({"audio_config": pb.AudioConfig(encoding=pb.AUDIO_ENCODING_WAV)}, "AUDIO_ENCODING_WAV is for Synthesize only"),
+        ({"audio_config": pb.AudioConfig(encoding=pb.AUDIO_ENCODING_OGG_OPUS)}, "cannot take 22050 Hz (the voice's native rate)"),
+        ({"audio_config": pb.AudioConfig(chunk_duration_ms=7)}, "not a whole number of samples at 22050 Hz; use a multiple of 20 ms"),
+        (
+            {"audio_config": pb.AudioConfig(encoding=pb.AUDIO_ENCODING_OGG_OPUS, sample_rate_hz=48000, chunk_duration_ms=30)},
+            "use a multiple of 20 ms",
+        ),
+        ({"audio_config": pb.AudioConfig(encoding=99)}, "unknown encoding 99"),
         ({"speaker_id": 2}, "single speaker"),
         ({"request_id": "x" * 200}, "limit is 128"),
     ],

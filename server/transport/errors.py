@@ -23,6 +23,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from ..audio import UnsupportedAudioError
 from ..engine.errors import InvalidOptionError, InvalidTextError, VoiceNotFoundError
 from ..scheduler import OverCapacityError
 from ..service import UnavailableError
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 STATUS_BY_ERROR: dict[type[Exception], grpc.StatusCode] = {
     InvalidTextError: grpc.StatusCode.INVALID_ARGUMENT,
     InvalidOptionError: grpc.StatusCode.INVALID_ARGUMENT,
+    UnsupportedAudioError: grpc.StatusCode.INVALID_ARGUMENT,
     VoiceNotFoundError: grpc.StatusCode.NOT_FOUND,
     OverCapacityError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     UnavailableError: grpc.StatusCode.UNAVAILABLE,

@@ -6,13 +6,31 @@ import grpc
 from syrinx.v1 import synthesizer_pb2 as pb
 from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
-from ..audio import pcm16, wav_file
+from ..audio import AudioEncoderStream, AudioRequest, EncodedChunk, Encoding, encode_whole
 from ..engine.errors import InvalidOptionError
 from ..service import SpeechRequest, SynthesisService
 from .errors import translate_errors
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Synthesizer"].full_name  # "syrinx.v1.Synthesizer"
 MAX_REQUEST_ID_CHARS = 128
+
+ENCODING_FROM_PROTO = {
+    pb.AUDIO_ENCODING_UNSPECIFIED: Encoding.LINEAR16,
+    pb.AUDIO_ENCODING_LINEAR16: Encoding.LINEAR16,
+    pb.AUDIO_ENCODING_WAV: Encoding.WAV,
+    pb.AUDIO_ENCODING_MULAW: Encoding.MULAW,
+    pb.AUDIO_ENCODING_ALAW: Encoding.ALAW,
+    pb.AUDIO_ENCODING_OGG_OPUS: Encoding.OGG_OPUS,
+}
+ENCODING_TO_PROTO = {domain: proto for proto, domain in ENCODING_FROM_PROTO.items() if proto != pb.AUDIO_ENCODING_UNSPECIFIED}
+
+
+def _audio_request(config) -> AudioRequest:
+    if config.encoding not in ENCODING_FROM_PROTO:
+        raise InvalidOptionError(
+            f"unknown encoding {config.encoding}; use one of {', '.join(pb.AudioEncoding.keys()[1:])}"
+        )
+    return AudioRequest(ENCODING_FROM_PROTO[config.encoding], config.sample_rate_hz, config.chunk_duration_ms)
 
 
 def _speech_request(message) -> SpeechRequest:
@@ -24,27 +42,12 @@ def _speech_request(message) -> SpeechRequest:
         speaking_rate=message.speaking_rate,
         speaker_id=message.speaker_id,
         seed=message.seed if message.HasField("seed") else None,
-        sample_rate_hz=message.audio_config.sample_rate_hz,
+        audio=_audio_request(message.audio_config),
     )
 
 
-def _encoding(message, streaming: bool) -> int:
-    encoding = message.audio_config.encoding or pb.AUDIO_ENCODING_LINEAR16
-    allowed = (pb.AUDIO_ENCODING_LINEAR16,) if streaming else (pb.AUDIO_ENCODING_LINEAR16, pb.AUDIO_ENCODING_WAV)
-    if encoding not in allowed:
-        names = " or ".join(pb.AudioEncoding.Name(e) for e in allowed)
-        raise InvalidOptionError(
-            f"encoding {pb.AudioEncoding.Name(encoding) if encoding in pb.AudioEncoding.values() else encoding} "
-            f"is not available here; use {names}"
-        )
-    return encoding
-
-
-async def _numbered(chunks):
-    sequence = 0
-    async for chunk in chunks:
-        yield sequence, chunk
-        sequence += 1
+def _audio_format(output) -> pb.AudioFormat:
+    return pb.AudioFormat(encoding=ENCODING_TO_PROTO[output.encoding], sample_rate_hz=output.sample_rate_hz, channels=1)
 
 
 class SynthesizerServicer(pb_grpc.SynthesizerServicer):
@@ -53,33 +56,35 @@ class SynthesizerServicer(pb_grpc.SynthesizerServicer):
 
     @translate_errors
     async def Synthesize(self, request, context: grpc.aio.ServicerContext):
-        encoding = _encoding(request, streaming=False)
-        voice, samples = await self._service.synthesize(_speech_request(request))
-        rate = voice.info.sample_rate
-        audio = wav_file(samples, rate) if encoding == pb.AUDIO_ENCODING_WAV else pcm16(samples)
+        output, samples = await self._service.synthesize(_speech_request(request))
+        audio, num_samples = encode_whole(output, samples)
         return pb.SynthesizeResponse(
-            audio=audio,
-            format=pb.AudioFormat(encoding=encoding, sample_rate_hz=rate, channels=1),
-            num_samples=len(samples),
-            request_id=request.request_id,
+            audio=audio, format=_audio_format(output), num_samples=num_samples, request_id=request.request_id
         )
 
     @translate_errors
     async def StreamSynthesize(self, request, context: grpc.aio.ServicerContext):
-        encoding = _encoding(request, streaming=True)
         stream = await self._service.open_stream(_speech_request(request))
         try:
-            audio_format = pb.AudioFormat(encoding=encoding, sample_rate_hz=stream.sample_rate_hz, channels=1)
-            async for sequence, chunk in _numbered(stream):
-                yield pb.StreamSynthesizeResponse(
-                    audio=pcm16(chunk.samples),
-                    sequence_number=sequence,
-                    offset_samples=chunk.start_sample,
-                    num_samples=len(chunk.samples),
-                    final=chunk.last_in_stream,
-                    format=audio_format if sequence == 0 else None,
-                    request_id=request.request_id,
-                )
+            encoder = AudioEncoderStream(stream.output)
+            audio_format = _audio_format(stream.output)
+            sequence = 0
+            async for chunk in stream:
+                pieces = encoder.push(chunk.samples)
+                if chunk.last_in_stream:
+                    # The resampler's and Opus's tails; a final message even if nothing is left.
+                    pieces += encoder.finish() or ([] if pieces else [EncodedChunk(b"", encoder.position, 0)])
+                for index, piece in enumerate(pieces):
+                    yield pb.StreamSynthesizeResponse(
+                        audio=piece.data,
+                        sequence_number=sequence,
+                        offset_samples=piece.start_sample,
+                        num_samples=piece.num_samples,
+                        final=chunk.last_in_stream and index == len(pieces) - 1,
+                        format=audio_format if sequence == 0 else None,
+                        request_id=request.request_id,
+                    )
+                    sequence += 1
         finally:
             await stream.aclose()
 

@@ -1,4 +1,4 @@
-"""The audio layer: turning float samples into the bytes clients receive."""
+"""Float samples to 16-bit PCM, bare or in a WAV file."""
 
 from __future__ import annotations
 
@@ -8,9 +8,14 @@ import wave
 import numpy as np
 
 
+def to_int16(samples: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1] to signed 16-bit integers (clipped, truncated toward zero)."""
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+
 def pcm16(samples: np.ndarray) -> bytes:
     """Float samples in [-1, 1] to little-endian signed 16-bit PCM."""
-    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+    return to_int16(samples).astype("<i2").tobytes()
 
 
 def wav_file(samples: np.ndarray, sample_rate: int) -> bytes:

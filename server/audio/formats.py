@@ -1,0 +1,80 @@
+"""What audio a client may ask for, checked once before any synthesis starts."""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+from .ogg_opus import FRAME_MS, OPUS_RATES
+
+MIN_RATE_HZ, MAX_RATE_HZ = 8000, 48000
+MIN_CHUNK_MS, MAX_CHUNK_MS = 5, 2000
+
+
+class UnsupportedAudioError(ValueError):
+    """The requested encoding, rate or chunking cannot be produced; the message says what can."""
+
+
+class Encoding(enum.Enum):
+    """Values are the API's names, so that error messages speak the client's language."""
+
+    LINEAR16 = "AUDIO_ENCODING_LINEAR16"  # raw signed 16-bit little-endian PCM
+    MULAW = "AUDIO_ENCODING_MULAW"  # G.711 μ-law, 8 bits per sample
+    ALAW = "AUDIO_ENCODING_ALAW"  # G.711 A-law, 8 bits per sample
+    WAV = "AUDIO_ENCODING_WAV"  # a whole RIFF/WAVE file (unary only)
+    OGG_OPUS = "AUDIO_ENCODING_OGG_OPUS"  # Opus in Ogg pages
+
+
+STREAMABLE = (Encoding.LINEAR16, Encoding.MULAW, Encoding.ALAW, Encoding.OGG_OPUS)
+
+
+@dataclass(frozen=True)
+class AudioRequest:
+    """The client's wishes: 0 means the voice's native rate, and chunks as the engine makes them."""
+
+    encoding: Encoding = Encoding.LINEAR16
+    sample_rate_hz: int = 0
+    chunk_ms: int = 0
+
+    def resolve(self, native_rate_hz: int, streaming: bool) -> "OutputFormat":
+        """The exact output for a voice of ``native_rate_hz``, or :class:`UnsupportedAudioError`."""
+        encoding, rate = self.encoding, self.sample_rate_hz or native_rate_hz
+        if streaming and encoding not in STREAMABLE:
+            allowed = ", ".join(e.value for e in STREAMABLE)
+            raise UnsupportedAudioError(f"{encoding.value} is for Synthesize only; a stream can use {allowed}")
+        if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
+            raise UnsupportedAudioError(
+                f"sample_rate_hz {rate} is out of range: use {MIN_RATE_HZ} to {MAX_RATE_HZ}, or 0 for the voice's native {native_rate_hz}"
+            )
+        if encoding is Encoding.OGG_OPUS and rate not in OPUS_RATES:
+            native = " (the voice's native rate)" if not self.sample_rate_hz else ""
+            raise UnsupportedAudioError(
+                f"{encoding.value} cannot take {rate} Hz{native}; set sample_rate_hz to one of {', '.join(map(str, OPUS_RATES))}"
+            )
+        return OutputFormat(encoding, rate, native_rate_hz, self._chunk_samples(rate, streaming))
+
+    def _chunk_samples(self, rate: int, streaming: bool) -> int | None:
+        ms = self.chunk_ms
+        if ms == 0:
+            return None
+        if not streaming:
+            raise UnsupportedAudioError("chunk_duration_ms applies to StreamSynthesize only; leave it 0 for Synthesize")
+        if not MIN_CHUNK_MS <= ms <= MAX_CHUNK_MS:
+            raise UnsupportedAudioError(f"chunk_duration_ms {ms} is out of range: use {MIN_CHUNK_MS} to {MAX_CHUNK_MS}, or 0")
+        if self.encoding is Encoding.OGG_OPUS and ms % FRAME_MS:
+            raise UnsupportedAudioError(f"{Encoding.OGG_OPUS.value} chunks hold whole {FRAME_MS} ms Opus frames; use a multiple of {FRAME_MS} ms")
+        if rate * ms % 1000:
+            raise UnsupportedAudioError(
+                f"chunk_duration_ms {ms} is not a whole number of samples at {rate} Hz; use a multiple of "
+                f"{1000 // math.gcd(rate, 1000)} ms"
+            )
+        return rate * ms // 1000
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    encoding: Encoding
+    sample_rate_hz: int
+    source_rate_hz: int  # the voice's rate, what the engine produces
+    chunk_samples: int | None  # exact samples per chunk (the last may be shorter); None: as produced
