@@ -45,16 +45,30 @@ class SyrinxClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def stream(self, text: str, voice: str = "", speaking_rate: float = 0.0, seed: int | None = None, request_id: str = "") -> AudioStream:
-        request = pb.StreamSynthesizeRequest(text=text, voice=voice, speaking_rate=speaking_rate, request_id=request_id)
+    def stream(
+        self,
+        text: str,
+        voice: str = "",
+        speaking_rate: float = 0.0,
+        seed: int | None = None,
+        request_id: str = "",
+        audio_config: pb.AudioConfig | None = None,
+    ) -> AudioStream:
+        request = pb.StreamSynthesizeRequest(
+            text=text, voice=voice, speaking_rate=speaking_rate, request_id=request_id, audio_config=audio_config
+        )
         if seed is not None:
             request.seed = seed
         return AudioStream(self.stub.StreamSynthesize(request, timeout=self.timeout))
 
-    def synthesize(self, text: str, voice: str = "", speaking_rate: float = 0.0, seed: int | None = None, wav: bool = True) -> pb.SynthesizeResponse:
+    def synthesize(
+        self, text: str, voice: str = "", speaking_rate: float = 0.0, seed: int | None = None, wav: bool = True,
+        sample_rate_hz: int = 0,
+    ) -> pb.SynthesizeResponse:
         encoding = pb.AUDIO_ENCODING_WAV if wav else pb.AUDIO_ENCODING_LINEAR16
         request = pb.SynthesizeRequest(
-            text=text, voice=voice, speaking_rate=speaking_rate, audio_config=pb.AudioConfig(encoding=encoding)
+            text=text, voice=voice, speaking_rate=speaking_rate,
+            audio_config=pb.AudioConfig(encoding=encoding, sample_rate_hz=sample_rate_hz),
         )
         if seed is not None:
             request.seed = seed

@@ -80,9 +80,10 @@ def test_phonemes_missing_from_the_id_map_are_reported_and_skipped(voice, engine
     assert audio.size > 0 and np.all(np.isfinite(audio))
 
 
-def test_only_unknown_phonemes_is_nothing_to_speak(voice):
-    with pytest.raises(InvalidTextError, match="nothing to speak"):
-        voice.phonemizer.sentences("[[ ☃ ]]")
+@pytest.mark.parametrize("text", ["[[ ☃ ]]", "[[ ☃ ☂ ]]."])
+def test_a_sentence_of_only_unknown_phonemes_fails_the_request_instead_of_going_silent(voice, text):
+    with pytest.raises(InvalidTextError, match=r"a sentence has nothing to speak in this voice: its phonemes \(.*☃.*\)"):
+        voice.phonemizer.sentences(text)
 
 
 # -- long input ---------------------------------------------------------------------------

@@ -48,6 +48,12 @@ class PiperPhonemizer:
         result: list[PhonemizedSentence] = []
         for phonemes in self._piper.phonemize(clean):
             if not any(p in self._id_map and p != _WORD_BREAK for p in phonemes):
+                unknown = sorted({p for p in phonemes if p not in self._id_map and not p.isspace()})
+                if unknown:  # not a pause: words the voice cannot say, which Piper would drop silently
+                    raise InvalidTextError(
+                        f"a sentence has nothing to speak in this voice: its phonemes ({' '.join(unknown)}) "
+                        "are not in the voice's phoneme map; rewrite or remove it"
+                    )
                 continue
             for piece in self._split_long(phonemes):
                 result.append(self._to_ids(piece))
