@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -94,14 +95,17 @@ ENCODINGS = {
 
 
 def first_audio_by_encoding(client, rounds: int) -> None:
-    """Each round calls once per encoding, back to back; medians and the median per-round difference."""
+    """Each round calls once per encoding, in a shuffled order; medians and the median per-round difference."""
     text = TEXTS["medium"]
     for config in ENCODINGS.values():
         client.first_audio(text, config)  # warm
     times = {name: [] for name in ENCODINGS}
+    order = list(ENCODINGS)
+    shuffle = random.Random(0).shuffle
     for _ in range(rounds):
-        for name, config in ENCODINGS.items():
-            times[name].append(client.first_audio(text, config))
+        shuffle(order)  # no output always runs right after another
+        for name in order:
+            times[name].append(client.first_audio(text, ENCODINGS[name]))
     base = times["LINEAR16 native"]
     print(f"first audio by output encoding (medium text, {rounds} rounds), ms:")
     for name, values in times.items():

@@ -45,7 +45,7 @@ def cut(samples: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
 def stream(output_request: AudioRequest, samples: np.ndarray, sizes: list[int]):
     encoder = AudioEncoderStream(output_request.resolve(NATIVE, streaming=True))
     chunks = [c for piece in cut(samples, sizes) for c in encoder.push(piece)]
-    return chunks + encoder.finish()
+    return [*chunks, *encoder.finish()]
 
 
 # -- G.711 ---------------------------------------------------------------------------------
@@ -154,10 +154,12 @@ def test_opus_audio_is_the_input():
     assert correlation > 0.9  # lossy, but the same sound and time-aligned (pre-skip honoured)
 
 
-def test_first_opus_chunk_comes_with_the_first_engine_chunk():
+def test_an_opus_stream_starts_with_a_one_frame_chunk_then_chunks_as_produced():
     encoder = AudioEncoderStream(AudioRequest(Encoding.OGG_OPUS, 48000).resolve(NATIVE, streaming=True))
-    first = encoder.push(speech_like(3072 / NATIVE))  # the engine's first window: 12 frames
-    assert len(first) == 1 and first[0].num_samples > 0 and first[0].num_samples % 960 == 0
+    first = list(encoder.push(speech_like(3072 / NATIVE)))  # the engine's first window: 12 frames
+    assert [c.num_samples for c in first] == [960, 3840]  # 20 ms at once, then the rest (the filter holds some back)
+    second = list(encoder.push(speech_like(0.5)))
+    assert len(second) == 1 and second[0].num_samples % 960 == 0
 
 
 # -- whole files and validation ------------------------------------------------------------

@@ -8,6 +8,7 @@ output rate, so offsets add up exactly from the first chunk to the last.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -49,17 +50,23 @@ class AudioEncoderStream:
         """Output samples delivered so far: where the next chunk starts."""
         return self._position
 
-    def push(self, samples: np.ndarray) -> list[EncodedChunk]:
+    def push(self, samples: np.ndarray) -> Iterator[EncodedChunk]:
+        """The chunks ``samples`` completes, each encoded only when asked for (so the first can go out sooner)."""
         pcm = to_int16(self._resampler.push(samples))
         return self._chunks(pcm, last=False)
 
     def finish(self) -> list[EncodedChunk]:
-        return self._chunks(to_int16(self._resampler.finish()), last=True)
+        """The rest: the resampler's tail, a last short chunk, Opus's end-of-stream page."""
+        return list(self._chunks(to_int16(self._resampler.finish()), last=True))
 
-    def _chunks(self, pcm: np.ndarray, last: bool) -> list[EncodedChunk]:
+    def _chunks(self, pcm: np.ndarray, last: bool) -> Iterator[EncodedChunk]:
         size = self.output.chunk_samples
         if size is None:
             pieces = [pcm] if len(pcm) or last else []
+            if self._opus is not None and self._position == 0 and len(pcm) > self._opus.frame_samples and not last:
+                # An Opus stream's first chunk is one frame: the client hears it after one
+                # frame's encoding instead of a whole engine chunk's (about 0.14 s of audio).
+                pieces = [pcm[: self._opus.frame_samples], pcm[self._opus.frame_samples :]]
         else:
             pcm = np.concatenate([self._held, pcm])
             whole = len(pcm) - len(pcm) % size
@@ -67,12 +74,10 @@ class AudioEncoderStream:
             self._held = pcm[whole:]
             if last and len(self._held):
                 pieces.append(self._held)
-        chunks = []
         for index, piece in enumerate(pieces):
             chunk = self._encode(piece, last and index == len(pieces) - 1)
             if chunk is not None:
-                chunks.append(chunk)
-        return chunks
+                yield chunk
 
     def _encode(self, pcm: np.ndarray, last: bool) -> EncodedChunk | None:
         if self._opus is None:
@@ -98,6 +103,6 @@ def encode_whole(output: OutputFormat, samples: np.ndarray) -> tuple[bytes, int]
         audio = np.concatenate([resampler.push(samples), resampler.finish()])
         return wav_file(audio, output.sample_rate_hz), len(audio)
     stream = AudioEncoderStream(output)
-    chunks = stream.push(samples) + stream.finish()
+    chunks = [*stream.push(samples), *stream.finish()]
     return b"".join(c.data for c in chunks), sum(c.num_samples for c in chunks)
 

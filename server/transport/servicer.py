@@ -69,21 +69,28 @@ class SynthesizerServicer(pb_grpc.SynthesizerServicer):
             encoder = AudioEncoderStream(stream.output)
             audio_format = _audio_format(stream.output)
             sequence = 0
+
+            def response(piece: EncodedChunk, final: bool) -> pb.StreamSynthesizeResponse:
+                return pb.StreamSynthesizeResponse(
+                    audio=piece.data,
+                    sequence_number=sequence,
+                    offset_samples=piece.start_sample,
+                    num_samples=piece.num_samples,
+                    final=final,
+                    format=audio_format if sequence == 0 else None,
+                    request_id=request.request_id,
+                )
+
             async for chunk in stream:
-                pieces = encoder.push(chunk.samples)
-                if chunk.last_in_stream:
-                    # The resampler's and Opus's tails; a final message even if nothing is left.
-                    pieces += encoder.finish() or ([] if pieces else [EncodedChunk(b"", encoder.position, 0)])
+                if not chunk.last_in_stream:
+                    for piece in encoder.push(chunk.samples):  # encoded one by one, each sent at once
+                        yield response(piece, final=False)
+                        sequence += 1
+                    continue
+                # The resampler's and Opus's tails; a final message even if nothing is left.
+                pieces = [*encoder.push(chunk.samples), *encoder.finish()] or [EncodedChunk(b"", encoder.position, 0)]
                 for index, piece in enumerate(pieces):
-                    yield pb.StreamSynthesizeResponse(
-                        audio=piece.data,
-                        sequence_number=sequence,
-                        offset_samples=piece.start_sample,
-                        num_samples=piece.num_samples,
-                        final=chunk.last_in_stream and index == len(pieces) - 1,
-                        format=audio_format if sequence == 0 else None,
-                        request_id=request.request_id,
-                    )
+                    yield response(piece, final=index == len(pieces) - 1)
                     sequence += 1
         finally:
             await stream.aclose()
