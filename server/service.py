@@ -34,6 +34,18 @@ class SpeechRequest:
     speaker_id: int = 0
     seed: int | None = None
     audio: AudioRequest = AudioRequest()
+    word_timestamps: bool = False
+
+
+@dataclass(frozen=True)
+class WordTiming:
+    """A word of the request text and where the output speaks it (samples at the output rate)."""
+
+    text: str
+    char_start: int
+    char_end: int
+    start_sample: int
+    end_sample: int
 
 
 class SpeechStream:
@@ -44,10 +56,29 @@ class SpeechStream:
     Text with nothing to speak fails on the first chunk, before any audio.
     """
 
-    def __init__(self, voice: Voice, output: OutputFormat, scheduled: ScheduledStream) -> None:
+    def __init__(self, voice: Voice, output: OutputFormat, text: str, scheduled: ScheduledStream) -> None:
         self.voice = voice
         self.output = output  # what the transport turns the chunks into
+        self._text = text
         self._scheduled = scheduled
+        self._sentences_read = 0
+        self._words: list[WordTiming] = []  # known, not yet handed out
+
+    def words_before(self, end_sample: int | None) -> list[WordTiming]:
+        """Words not handed out yet whose audio starts before output sample ``end_sample`` (None: all)."""
+        for sentence in self._scheduled.sentences[self._sentences_read :]:
+            for word in sentence.words:
+                start, end = sentence.word_samples(word)
+                self._words.append(
+                    WordTiming(
+                        self._text[word.char_start : word.char_end], word.char_start, word.char_end,
+                        self.output.output_position(start), self.output.output_position(end),
+                    )
+                )
+        self._sentences_read = len(self._scheduled.sentences)
+        count = len(self._words) if end_sample is None else sum(1 for w in self._words if w.start_sample < end_sample)
+        taken, self._words = self._words[:count], self._words[count:]
+        return taken
 
     def __aiter__(self):
         return self._scheduled.__aiter__()
@@ -113,7 +144,7 @@ class SynthesisService:
         options = self._options(voice, request)
         output = request.audio.resolve(voice.info.sample_rate, streaming)
         self._check_text(request.text)
-        return SpeechStream(voice, output, self._scheduler.open(voice, request.text, options))
+        return SpeechStream(voice, output, request.text, self._scheduler.open(voice, request.text, options))
 
     async def synthesize(self, request: SpeechRequest) -> tuple[OutputFormat, np.ndarray]:
         """The whole text's audio at the voice's rate, with the format to encode it in."""
@@ -150,4 +181,6 @@ class SynthesisService:
             )
         voice.speaker_id(request.speaker_id)  # raises InvalidOptionError when out of range
         length_scale = voice.info.defaults.length_scale / rate
-        return SynthesisOptions(length_scale=length_scale, speaker_id=request.speaker_id, seed=request.seed)
+        return SynthesisOptions(
+            length_scale=length_scale, speaker_id=request.speaker_id, seed=request.seed, word_timestamps=request.word_timestamps
+        )

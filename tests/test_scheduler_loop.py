@@ -28,11 +28,11 @@ class FakeVoice:
     def __init__(self) -> None:
         self.phonemizer = self
 
-    def sentences(self, text: str):
+    def sentences(self, text: str, with_words: bool = False):
         parts = [p.split() for p in text.split(".") if p.strip()]
         if not parts:
             raise InvalidTextError("nothing to speak")
-        return [SimpleNamespace(words=words, phonemes=tuple(words), phoneme_ids=tuple(range(len(words)))) for words in parts]
+        return [SimpleNamespace(tokens=tokens, words=(), phonemes=tuple(tokens), phoneme_ids=tuple(range(len(tokens)))) for tokens in parts]
 
 
 class FakeEncoded(SimpleNamespace):
@@ -54,9 +54,9 @@ class FakeEngine:
     def encode(self, requests):
         encoded = [
             FakeEncoded(
-                voice=r.voice, sentence=r.sentence, tag=r.tag, num_frames=len(r.sentence.words) * FRAMES_PER_WORD,
-                num_samples=len(r.sentence.words) * FRAMES_PER_WORD * HOP,
-                durations=np.full(len(r.sentence.words), FRAMES_PER_WORD),
+                voice=r.voice, sentence=r.sentence, tag=r.tag, num_frames=len(r.sentence.tokens) * FRAMES_PER_WORD,
+                num_samples=len(r.sentence.tokens) * FRAMES_PER_WORD * HOP,
+                durations=np.full(len(r.sentence.tokens), FRAMES_PER_WORD),
             )
             for r in requests
         ]

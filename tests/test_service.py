@@ -18,7 +18,7 @@ from syrinx.v1 import synthesizer_pb2 as pb
 
 from service_fixtures import ServerThread
 from syrinx.server.config import ServerConfig
-from syrinx.server.engine import AudioChunk, Engine, EngineConfig, SynthesisOptions
+from syrinx.server.engine import AudioChunk, Engine, EngineConfig, SentenceStart, SynthesisOptions
 from syrinx.server.scheduler import SchedulerConfig
 from syrinx.server.audio import AudioEncoderStream, AudioRequest, Encoding, encode_whole, pcm16
 
@@ -123,6 +123,31 @@ def test_webrtc_stream_is_ogg_opus_48k_that_plays_chunk_by_chunk(server, engine,
     with av.open(io.BytesIO(b"".join(r.audio for r in replies)), format="ogg") as container:
         decoded = sum(frame.samples for frame in container.decode(audio=0))
     assert decoded == expected
+
+
+@pytest.mark.parametrize("audio", [None, pb.AudioConfig(encoding=pb.AUDIO_ENCODING_MULAW, sample_rate_hz=8000, chunk_duration_ms=20)])
+def test_word_timestamps_come_with_the_chunk_where_each_word_starts(server, engine, voice, audio):
+    text = "Sure, Dr. Lee can see you at 4:30 tomorrow. Does that work?"
+    replies = list(server.stub.StreamSynthesize(stream_request(text, seed=6, audio_config=audio, enable_word_timestamps=True)))
+    words = [w for r in replies for w in r.words]
+    assert [w.word for w in words] == ["Sure", "Dr", "Lee", "can", "see", "you", "at", "4:30", "tomorrow", "Does", "that", "work"]
+    assert all(text[w.char_start : w.char_end] == w.word for w in words)
+    for reply in replies[:-1]:  # a word is sent with the chunk its audio starts in
+        assert all(reply.offset_samples <= w.start_sample < reply.offset_samples + reply.num_samples for w in reply.words)
+    total = replies[-1].offset_samples + replies[-1].num_samples
+    assert all(a.end_sample <= b.start_sample for a, b in zip(words, words[1:])) and words[-1].end_sample <= total
+    # The same times the engine gives for the same request, at the stream's rate.
+    rate = replies[0].format.sample_rate_hz
+    starts = [e for e in engine.stream(voice, text, SynthesisOptions(seed=6, word_timestamps=True)) if isinstance(e, SentenceStart)]
+    native = [start.word_samples(w) for start in starts for w in start.words]
+    assert [(w.start_sample, w.end_sample) for w in words] == [
+        (round(a * rate / voice.info.sample_rate), round(b * rate / voice.info.sample_rate)) for a, b in native
+    ]
+
+
+def test_no_words_unless_asked_for(server):
+    replies = list(server.stub.StreamSynthesize(stream_request("No timings here, please.")))
+    assert not any(r.words for r in replies)
 
 
 def test_unary_mulaw_at_8k(server, engine, voice):

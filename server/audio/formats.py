@@ -78,3 +78,7 @@ class OutputFormat:
     sample_rate_hz: int
     source_rate_hz: int  # the voice's rate, what the engine produces
     chunk_samples: int | None  # exact samples per chunk (the last may be shorter); None: as produced
+
+    def output_position(self, source_sample: int) -> int:
+        """Where a sample of the engine's audio lands in the output (the resampler keeps time exactly)."""
+        return round(source_sample * self.sample_rate_hz / self.source_rate_hz)

@@ -16,6 +16,7 @@ from .engine import (
 )
 from .errors import InvalidOptionError, InvalidTextError, SyrinxError, VoiceLoadError, VoiceNotFoundError
 from .vits.model import ReceptiveField
+from .words import WordSpan
 from .voice import DEFAULT_VOICE, Voice, VoiceCatalog, VoiceFiles, VoiceInfo, default_voice_files, load_voice
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "VoiceFiles",
     "VoiceInfo",
     "VoiceLoadError",
+    "WordSpan",
     "VoiceNotFoundError",
     "default_voice_files",
     "load_voice",

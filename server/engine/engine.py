@@ -27,6 +27,7 @@ from .allocator import keep_freed_memory
 from .config import EngineConfig
 from .errors import InvalidOptionError
 from .phonemizer import PhonemizedSentence
+from .words import WordSpan
 from .voice import Voice
 
 
@@ -43,6 +44,7 @@ class SynthesisOptions:
     noise_w: float | None = None
     speaker_id: int | None = None
     seed: int | None = None
+    word_timestamps: bool = False  # also map the text's words to phoneme ids (SentenceStart.words)
 
     def __post_init__(self) -> None:
         if self.length_scale is not None and not 0.1 <= self.length_scale <= 10.0:
@@ -102,6 +104,12 @@ class SentenceStart:
     phoneme_samples: np.ndarray  # samples per phoneme id, sums to the sentence's sample count
     start_sample: int  # offset of the sentence in the whole stream
     num_samples: int
+    words: tuple[WordSpan, ...] = ()  # the words this sentence starts, if asked for
+
+    def word_samples(self, word: WordSpan) -> tuple[int, int]:
+        """Where ``word`` is in the stream: samples [start, end) at the voice's rate."""
+        before = int(self.phoneme_samples[: word.first_id].sum())
+        return self.start_sample + before, self.start_sample + before + int(self.phoneme_samples[word.first_id : word.end_id].sum())
 
     @classmethod
     def of(cls, encoded: EncodedSentence, index: int, start_sample: int) -> "SentenceStart":
@@ -112,6 +120,7 @@ class SentenceStart:
             phoneme_samples=encoded.durations * encoded.voice.hop_length,
             start_sample=start_sample,
             num_samples=encoded.num_samples,
+            words=encoded.sentence.words,
         )
 
 
@@ -294,7 +303,7 @@ class Engine:
 
     def stream(self, voice: Voice, text: str, options: SynthesisOptions = SynthesisOptions()) -> Iterator[SentenceStart | AudioChunk]:
         """Yield each sentence's :class:`SentenceStart`, then its audio chunks as they are decoded."""
-        sentences = voice.phonemizer.sentences(text)
+        sentences = voice.phonemizer.sentences(text, with_words=options.word_timestamps)
         return self.stream_requests(voice, self.sentence_requests(voice, sentences, options))
 
     def stream_requests(self, voice: Voice, requests: Sequence[SentenceRequest]) -> Iterator[SentenceStart | AudioChunk]:

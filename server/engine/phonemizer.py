@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from .errors import InvalidTextError
+from .words import WordSpan, align_words
 
 # C0/C1 control characters except tab/newline/carriage return, which become spaces.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -29,6 +30,8 @@ class PhonemizedSentence:
     phoneme_ids: tuple[int, ...]
     # Phonemes espeak produced that the voice's id map lacks; Piper skips them.
     unknown_phonemes: tuple[str, ...] = ()
+    # The words of the text this sentence starts speaking (only when asked for: see words.py).
+    words: tuple[WordSpan, ...] = ()
 
 
 class PiperPhonemizer:
@@ -41,7 +44,20 @@ class PiperPhonemizer:
         self._id_map = self._piper.config.phoneme_id_map
         self._max_phonemes = max_sentence_phonemes
 
-    def sentences(self, text: str) -> list[PhonemizedSentence]:
+    def sentences(self, text: str, with_words: bool = False) -> list[PhonemizedSentence]:
+        """``text``'s sentences as Piper speaks them; ``with_words`` also maps its words to their ids."""
+        result = self._sentences(text)
+        if with_words:
+            spans = align_words(text, [s.phonemes for s in result], self._word_phonemes, self._id_map)
+            result = [replace(sentence, words=tuple(words)) for sentence, words in zip(result, spans)]
+        return result
+
+    def _word_phonemes(self, word: str) -> list[str]:
+        """One word phonemized on its own (only to find it in its sentence's phonemes)."""
+        clean = _CONTROL.sub("", word)
+        return [p for sentence in self._piper.phonemize(clean) for p in sentence] if clean else []
+
+    def _sentences(self, text: str) -> list[PhonemizedSentence]:
         clean = _WHITESPACE_CONTROL.sub(" ", _CONTROL.sub("", text)).strip()
         if not clean:
             raise InvalidTextError("text is empty (or only whitespace and control characters)")

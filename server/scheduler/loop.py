@@ -200,7 +200,7 @@ class SchedulerLoop:
             self.work_done[work.stream_id] += 1
             try:
                 if job.requests is None:  # the stream's first step: split and phonemize its text
-                    sentences = job.voice.phonemizer.sentences(job.text)
+                    sentences = job.voice.phonemizer.sentences(job.text, with_words=job.options.word_timestamps)
                     job.requests = self._engine.sentence_requests(job.voice, sentences, job.options)
                 to_encode.append((position, job.requests[work.sentence]))
             except Exception as error:  # noqa: BLE001 - reported to that stream alone

@@ -43,6 +43,7 @@ def _speech_request(message) -> SpeechRequest:
         speaker_id=message.speaker_id,
         seed=message.seed if message.HasField("seed") else None,
         audio=_audio_request(message.audio_config),
+        word_timestamps=getattr(message, "enable_word_timestamps", False),  # a stream option only
     )
 
 
@@ -71,7 +72,17 @@ class SynthesizerServicer(pb_grpc.SynthesizerServicer):
             sequence = 0
 
             def response(piece: EncodedChunk, final: bool) -> pb.StreamSynthesizeResponse:
+                words = []
+                if request.enable_word_timestamps:
+                    words = [
+                        pb.WordTiming(
+                            word=w.text, char_start=w.char_start, char_end=w.char_end,
+                            start_sample=w.start_sample, end_sample=w.end_sample,
+                        )
+                        for w in stream.words_before(None if final else piece.start_sample + piece.num_samples)
+                    ]
                 return pb.StreamSynthesizeResponse(
+                    words=words,
                     audio=piece.data,
                     sequence_number=sequence,
                     offset_samples=piece.start_sample,

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsyrinx/v1/synthesizer.proto\x12\tsyrinx.v1\"l\n\x0b\x41udioConfig\x12*\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x18.syrinx.v1.AudioEncoding\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\x05\x12\x19\n\x11\x63hunk_duration_ms\x18\x03 \x01(\r\"c\n\x0b\x41udioFormat\x12*\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x18.syrinx.v1.AudioEncoding\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x03 \x01(\x05\"\xb9\x01\n\x11SynthesizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05voice\x18\x02 \x01(\t\x12,\n\x0c\x61udio_config\x18\x03 \x01(\x0b\x32\x16.syrinx.v1.AudioConfig\x12\x15\n\rspeaking_rate\x18\x04 \x01(\x02\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x12\n\nspeaker_id\x18\x06 \x01(\x05\x12\x11\n\x04seed\x18\x07 \x01(\x04H\x00\x88\x01\x01\x42\x07\n\x05_seed\"t\n\x12SynthesizeResponse\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12&\n\x06\x66ormat\x18\x02 \x01(\x0b\x32\x16.syrinx.v1.AudioFormat\x12\x13\n\x0bnum_samples\x18\x03 \x01(\x03\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\xbf\x01\n\x17StreamSynthesizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05voice\x18\x02 \x01(\t\x12,\n\x0c\x61udio_config\x18\x03 \x01(\x0b\x32\x16.syrinx.v1.AudioConfig\x12\x15\n\rspeaking_rate\x18\x04 \x01(\x02\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x12\n\nspeaker_id\x18\x06 \x01(\x05\x12\x11\n\x04seed\x18\x07 \x01(\x04H\x00\x88\x01\x01\x42\x07\n\x05_seed\"\xba\x01\n\x18StreamSynthesizeResponse\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12\x17\n\x0fsequence_number\x18\x02 \x01(\x04\x12\x16\n\x0eoffset_samples\x18\x03 \x01(\x03\x12\x13\n\x0bnum_samples\x18\x04 \x01(\x03\x12\r\n\x05\x66inal\x18\x05 \x01(\x08\x12&\n\x06\x66ormat\x18\x06 \x01(\x0b\x32\x16.syrinx.v1.AudioFormat\x12\x12\n\nrequest_id\x18\x07 \x01(\t\"\x13\n\x11ListVoicesRequest\"M\n\x12ListVoicesResponse\x12 \n\x06voices\x18\x01 \x03(\x0b\x32\x10.syrinx.v1.Voice\x12\x15\n\rdefault_voice\x18\x02 \x01(\t\"v\n\x05Voice\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x03 \x01(\x05\x12\x0f\n\x07quality\x18\x04 \x01(\t\x12$\n\x08speakers\x18\x05 \x03(\x0b\x32\x12.syrinx.v1.Speaker\"#\n\x07Speaker\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x05*\xb4\x01\n\rAudioEncoding\x12\x1e\n\x1a\x41UDIO_ENCODING_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41UDIO_ENCODING_LINEAR16\x10\x01\x12\x16\n\x12\x41UDIO_ENCODING_WAV\x10\x02\x12\x18\n\x14\x41UDIO_ENCODING_MULAW\x10\x03\x12\x17\n\x13\x41UDIO_ENCODING_ALAW\x10\x04\x12\x1b\n\x17\x41UDIO_ENCODING_OGG_OPUS\x10\x05\x32\x82\x02\n\x0bSynthesizer\x12I\n\nSynthesize\x12\x1c.syrinx.v1.SynthesizeRequest\x1a\x1d.syrinx.v1.SynthesizeResponse\x12]\n\x10StreamSynthesize\x12\".syrinx.v1.StreamSynthesizeRequest\x1a#.syrinx.v1.StreamSynthesizeResponse0\x01\x12I\n\nListVoices\x12\x1c.syrinx.v1.ListVoicesRequest\x1a\x1d.syrinx.v1.ListVoicesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsyrinx/v1/synthesizer.proto\x12\tsyrinx.v1\"l\n\x0b\x41udioConfig\x12*\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x18.syrinx.v1.AudioEncoding\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\x05\x12\x19\n\x11\x63hunk_duration_ms\x18\x03 \x01(\r\"c\n\x0b\x41udioFormat\x12*\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x18.syrinx.v1.AudioEncoding\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x03 \x01(\x05\"\xb9\x01\n\x11SynthesizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05voice\x18\x02 \x01(\t\x12,\n\x0c\x61udio_config\x18\x03 \x01(\x0b\x32\x16.syrinx.v1.AudioConfig\x12\x15\n\rspeaking_rate\x18\x04 \x01(\x02\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x12\n\nspeaker_id\x18\x06 \x01(\x05\x12\x11\n\x04seed\x18\x07 \x01(\x04H\x00\x88\x01\x01\x42\x07\n\x05_seed\"t\n\x12SynthesizeResponse\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12&\n\x06\x66ormat\x18\x02 \x01(\x0b\x32\x16.syrinx.v1.AudioFormat\x12\x13\n\x0bnum_samples\x18\x03 \x01(\x03\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\xdf\x01\n\x17StreamSynthesizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05voice\x18\x02 \x01(\t\x12,\n\x0c\x61udio_config\x18\x03 \x01(\x0b\x32\x16.syrinx.v1.AudioConfig\x12\x15\n\rspeaking_rate\x18\x04 \x01(\x02\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x12\n\nspeaker_id\x18\x06 \x01(\x05\x12\x11\n\x04seed\x18\x07 \x01(\x04H\x00\x88\x01\x01\x12\x1e\n\x16\x65nable_word_timestamps\x18\x08 \x01(\x08\x42\x07\n\x05_seed\"\xe0\x01\n\x18StreamSynthesizeResponse\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12\x17\n\x0fsequence_number\x18\x02 \x01(\x04\x12\x16\n\x0eoffset_samples\x18\x03 \x01(\x03\x12\x13\n\x0bnum_samples\x18\x04 \x01(\x03\x12\r\n\x05\x66inal\x18\x05 \x01(\x08\x12&\n\x06\x66ormat\x18\x06 \x01(\x0b\x32\x16.syrinx.v1.AudioFormat\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12$\n\x05words\x18\x08 \x03(\x0b\x32\x15.syrinx.v1.WordTiming\"j\n\nWordTiming\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\x12\n\nchar_start\x18\x02 \x01(\x05\x12\x10\n\x08\x63har_end\x18\x03 \x01(\x05\x12\x14\n\x0cstart_sample\x18\x04 \x01(\x03\x12\x12\n\nend_sample\x18\x05 \x01(\x03\"\x13\n\x11ListVoicesRequest\"M\n\x12ListVoicesResponse\x12 \n\x06voices\x18\x01 \x03(\x0b\x32\x10.syrinx.v1.Voice\x12\x15\n\rdefault_voice\x18\x02 \x01(\t\"v\n\x05Voice\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x03 \x01(\x05\x12\x0f\n\x07quality\x18\x04 \x01(\t\x12$\n\x08speakers\x18\x05 \x03(\x0b\x32\x12.syrinx.v1.Speaker\"#\n\x07Speaker\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x05*\xb4\x01\n\rAudioEncoding\x12\x1e\n\x1a\x41UDIO_ENCODING_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41UDIO_ENCODING_LINEAR16\x10\x01\x12\x16\n\x12\x41UDIO_ENCODING_WAV\x10\x02\x12\x18\n\x14\x41UDIO_ENCODING_MULAW\x10\x03\x12\x17\n\x13\x41UDIO_ENCODING_ALAW\x10\x04\x12\x1b\n\x17\x41UDIO_ENCODING_OGG_OPUS\x10\x05\x32\x82\x02\n\x0bSynthesizer\x12I\n\nSynthesize\x12\x1c.syrinx.v1.SynthesizeRequest\x1a\x1d.syrinx.v1.SynthesizeResponse\x12]\n\x10StreamSynthesize\x12\".syrinx.v1.StreamSynthesizeRequest\x1a#.syrinx.v1.StreamSynthesizeResponse0\x01\x12I\n\nListVoices\x12\x1c.syrinx.v1.ListVoicesRequest\x1a\x1d.syrinx.v1.ListVoicesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'syrinx.v1.synthesizer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AUDIOENCODING']._serialized_start=1200
-  _globals['_AUDIOENCODING']._serialized_end=1380
+  _globals['_AUDIOENCODING']._serialized_start=1378
+  _globals['_AUDIOENCODING']._serialized_end=1558
   _globals['_AUDIOCONFIG']._serialized_start=42
   _globals['_AUDIOCONFIG']._serialized_end=150
   _globals['_AUDIOFORMAT']._serialized_start=152
@@ -42,17 +42,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SYNTHESIZERESPONSE']._serialized_start=441
   _globals['_SYNTHESIZERESPONSE']._serialized_end=557
   _globals['_STREAMSYNTHESIZEREQUEST']._serialized_start=560
-  _globals['_STREAMSYNTHESIZEREQUEST']._serialized_end=751
-  _globals['_STREAMSYNTHESIZERESPONSE']._serialized_start=754
-  _globals['_STREAMSYNTHESIZERESPONSE']._serialized_end=940
-  _globals['_LISTVOICESREQUEST']._serialized_start=942
-  _globals['_LISTVOICESREQUEST']._serialized_end=961
-  _globals['_LISTVOICESRESPONSE']._serialized_start=963
-  _globals['_LISTVOICESRESPONSE']._serialized_end=1040
-  _globals['_VOICE']._serialized_start=1042
-  _globals['_VOICE']._serialized_end=1160
-  _globals['_SPEAKER']._serialized_start=1162
-  _globals['_SPEAKER']._serialized_end=1197
-  _globals['_SYNTHESIZER']._serialized_start=1383
-  _globals['_SYNTHESIZER']._serialized_end=1641
+  _globals['_STREAMSYNTHESIZEREQUEST']._serialized_end=783
+  _globals['_STREAMSYNTHESIZERESPONSE']._serialized_start=786
+  _globals['_STREAMSYNTHESIZERESPONSE']._serialized_end=1010
+  _globals['_WORDTIMING']._serialized_start=1012
+  _globals['_WORDTIMING']._serialized_end=1118
+  _globals['_LISTVOICESREQUEST']._serialized_start=1120
+  _globals['_LISTVOICESREQUEST']._serialized_end=1139
+  _globals['_LISTVOICESRESPONSE']._serialized_start=1141
+  _globals['_LISTVOICESRESPONSE']._serialized_end=1218
+  _globals['_VOICE']._serialized_start=1220
+  _globals['_VOICE']._serialized_end=1338
+  _globals['_SPEAKER']._serialized_start=1340
+  _globals['_SPEAKER']._serialized_end=1375
+  _globals['_SYNTHESIZER']._serialized_start=1561
+  _globals['_SYNTHESIZER']._serialized_end=1819
 # @@protoc_insertion_point(module_scope)

@@ -73,7 +73,7 @@ class SynthesizeResponse(_message.Message):
     def __init__(self, audio: _Optional[bytes] = ..., format: _Optional[_Union[AudioFormat, _Mapping]] = ..., num_samples: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class StreamSynthesizeRequest(_message.Message):
-    __slots__ = ("text", "voice", "audio_config", "speaking_rate", "request_id", "speaker_id", "seed")
+    __slots__ = ("text", "voice", "audio_config", "speaking_rate", "request_id", "speaker_id", "seed", "enable_word_timestamps")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     VOICE_FIELD_NUMBER: _ClassVar[int]
     AUDIO_CONFIG_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +81,7 @@ class StreamSynthesizeRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SPEAKER_ID_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    ENABLE_WORD_TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
     text: str
     voice: str
     audio_config: AudioConfig
@@ -88,10 +89,11 @@ class StreamSynthesizeRequest(_message.Message):
     request_id: str
     speaker_id: int
     seed: int
-    def __init__(self, text: _Optional[str] = ..., voice: _Optional[str] = ..., audio_config: _Optional[_Union[AudioConfig, _Mapping]] = ..., speaking_rate: _Optional[float] = ..., request_id: _Optional[str] = ..., speaker_id: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+    enable_word_timestamps: bool
+    def __init__(self, text: _Optional[str] = ..., voice: _Optional[str] = ..., audio_config: _Optional[_Union[AudioConfig, _Mapping]] = ..., speaking_rate: _Optional[float] = ..., request_id: _Optional[str] = ..., speaker_id: _Optional[int] = ..., seed: _Optional[int] = ..., enable_word_timestamps: _Optional[bool] = ...) -> None: ...
 
 class StreamSynthesizeResponse(_message.Message):
-    __slots__ = ("audio", "sequence_number", "offset_samples", "num_samples", "final", "format", "request_id")
+    __slots__ = ("audio", "sequence_number", "offset_samples", "num_samples", "final", "format", "request_id", "words")
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_NUMBER_FIELD_NUMBER: _ClassVar[int]
     OFFSET_SAMPLES_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +101,7 @@ class StreamSynthesizeResponse(_message.Message):
     FINAL_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    WORDS_FIELD_NUMBER: _ClassVar[int]
     audio: bytes
     sequence_number: int
     offset_samples: int
@@ -106,7 +109,22 @@ class StreamSynthesizeResponse(_message.Message):
     final: bool
     format: AudioFormat
     request_id: str
-    def __init__(self, audio: _Optional[bytes] = ..., sequence_number: _Optional[int] = ..., offset_samples: _Optional[int] = ..., num_samples: _Optional[int] = ..., final: _Optional[bool] = ..., format: _Optional[_Union[AudioFormat, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    words: _containers.RepeatedCompositeFieldContainer[WordTiming]
+    def __init__(self, audio: _Optional[bytes] = ..., sequence_number: _Optional[int] = ..., offset_samples: _Optional[int] = ..., num_samples: _Optional[int] = ..., final: _Optional[bool] = ..., format: _Optional[_Union[AudioFormat, _Mapping]] = ..., request_id: _Optional[str] = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ...) -> None: ...
+
+class WordTiming(_message.Message):
+    __slots__ = ("word", "char_start", "char_end", "start_sample", "end_sample")
+    WORD_FIELD_NUMBER: _ClassVar[int]
+    CHAR_START_FIELD_NUMBER: _ClassVar[int]
+    CHAR_END_FIELD_NUMBER: _ClassVar[int]
+    START_SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    END_SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    word: str
+    char_start: int
+    char_end: int
+    start_sample: int
+    end_sample: int
+    def __init__(self, word: _Optional[str] = ..., char_start: _Optional[int] = ..., char_end: _Optional[int] = ..., start_sample: _Optional[int] = ..., end_sample: _Optional[int] = ...) -> None: ...
 
 class ListVoicesRequest(_message.Message):
     __slots__ = ()

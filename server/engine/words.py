@@ -1,0 +1,123 @@
+"""Which phoneme ids speak which word of the request text (for word timestamps).
+
+espeak-ng phonemizes whole clauses, and its output does not say which
+characters each phoneme came from: it spells out numbers ("42" becomes two
+words), expands abbreviations ("Dr." becomes "doctor") and joins short
+function words ("of the" becomes one word, "ʌvðə"). So each word of the text
+is phonemized again on its own, and the words' phonemes, in order, are
+aligned with the sentences' phonemes (``difflib``'s longest-matching-block
+alignment, stress marks left out since they change in context). Every
+phoneme the voice speaks then belongs to one word, and a word's ids run from
+its first phoneme's to its last phoneme's. The phonemes the model hears are
+untouched: this only reads them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+_TOKEN = re.compile(r"\S+")
+_STRESS = {"ˈ", "ˌ"}
+_BOS, _PAD = "^", "_"
+
+
+@dataclass(frozen=True)
+class WordSpan:
+    """One word of the request text and the ids of its sentence that speak it."""
+
+    char_start: int  # [char_start, char_end) in the request text, in code points
+    char_end: int
+    first_id: int  # ids [first_id, end_id) of the sentence; empty if the voice says nothing for it
+    end_id: int
+
+
+def _is_sound(phoneme: str) -> bool:
+    return not (phoneme.isspace() or phoneme in _STRESS or unicodedata.category(phoneme[0])[0] in "PC")
+
+
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    """The token without leading and trailing punctuation: ``"(yes),"`` is the word ``yes``."""
+    while start < end and unicodedata.category(text[start])[0] in "PC":
+        start += 1
+    while end > start and unicodedata.category(text[end - 1])[0] in "PC":
+        end -= 1
+    return start, end
+
+
+def align_words(
+    text: str,
+    sentences: Sequence[Sequence[str]],
+    phonemize_word: Callable[[str], list[str]],
+    id_map: Mapping[str, Sequence[int]],
+) -> list[list[WordSpan]]:
+    """Per sentence (given as its phonemes), the words whose first phoneme is in it, in text order.
+
+    Tokens that speak nothing on their own (a lone dash) are not words. A word
+    whose phonemes the voice left out gets an empty span where it would be.
+    """
+    words: list[tuple[int, int]] = []
+    text_phonemes: list[str] = []
+    text_labels: list[int] = []
+    for match in _TOKEN.finditer(text):
+        sounds = [p for p in phonemize_word(match.group()) if _is_sound(p)]
+        if not sounds:
+            continue
+        start, end = _trimmed(text, match.start(), match.end())
+        if start == end:  # all punctuation, yet spoken ("&" is "and"): the whole token is the word
+            start, end = match.start(), match.end()
+        text_phonemes += sounds
+        text_labels += [len(words)] * len(sounds)
+        words.append((start, end))
+
+    spoken: list[str] = []
+    places: list[tuple[int, int, int]] = []  # (sentence, first id, end id) of each spoken phoneme
+    for index, phonemes in enumerate(sentences):
+        position = len(id_map[_BOS]) + len(id_map[_PAD])
+        for phoneme in phonemes:
+            if phoneme not in id_map:  # dropped from the ids, as Piper does
+                continue
+            width = len(id_map[phoneme])
+            if _is_sound(phoneme):
+                spoken.append(phoneme)
+                places.append((index, position, position + width))
+            position += width + len(id_map[_PAD])
+
+    owner = _owners(text_phonemes, text_labels, spoken)
+    per_sentence: list[list[WordSpan]] = [[] for _ in sentences]
+    spans_of: dict[int, list[int]] = {}
+    for spoken_index, word in enumerate(owner):
+        spans_of.setdefault(word, []).append(spoken_index)
+    previous = (0, 0)  # (sentence, end id) of the word before
+    for word, (start, end) in enumerate(words):
+        indexes = spans_of.get(word)
+        if not indexes or not per_sentence:
+            sentence, at = previous
+            span = WordSpan(start, end, at, at)
+        else:
+            sentence, first, _ = places[indexes[0]]
+            last = max((places[i] for i in indexes if places[i][0] == sentence), key=lambda place: place[2])
+            span = WordSpan(start, end, first, last[2])
+            previous = (sentence, last[2])
+        if per_sentence:
+            per_sentence[sentence].append(span)
+    return per_sentence
+
+
+def _owners(text_phonemes: list[str], labels: list[int], spoken: list[str]) -> list[int]:
+    """For each spoken phoneme, the index of the word it belongs to."""
+    if not labels:
+        return []
+    owner: list[int] = []
+    matcher = difflib.SequenceMatcher(None, text_phonemes, spoken, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            owner += labels[i1:i2]
+        elif tag == "replace":  # spread the spoken phonemes over the words they replace
+            owner += [labels[i1 + (j - j1) * (i2 - i1) // (j2 - j1)] for j in range(j1, j2)]
+        elif tag == "insert":  # sounds no word has on its own: they go with the word before
+            owner += [labels[max(i1 - 1, 0)]] * (j2 - j1)
+    return owner
