@@ -74,3 +74,14 @@ def test_each_word_gets_the_phonemes_it_has_on_its_own(voice):
                 scores.append(difflib.SequenceMatcher(None, in_context, alone).ratio())
     assert np.median(scores) == 1.0  # most words keep exactly their own phonemes
     assert np.mean(np.array(scores) >= 0.5) >= 0.95  # and nearly all share most of them
+
+
+def test_a_long_text_is_aligned_block_by_block_without_losing_a_word(voice):
+    text = " ".join(CORPUS * 3)  # about 4000 characters: many alignment blocks
+    sentences = voice.phonemizer.sentences(text, with_words=True)
+    words = [w for s in sentences for w in s.words]
+    assert [text[w.char_start : w.char_end] for w in words] == expected_words(text)
+    # Same words get the same sounds in every repetition: no drift between blocks.
+    per_copy = len(words) // 3
+    sizes = [w.end_id - w.first_id for w in words]
+    assert sizes[:per_copy] == sizes[per_copy : 2 * per_copy] == sizes[2 * per_copy :]

@@ -22,6 +22,7 @@ from .words import WordSpan, align_words
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _WHITESPACE_CONTROL = re.compile(r"[\t\r\n]+")
 _WORD_BREAK = " "
+_WORD_CACHE_SIZE = 20_000  # words phonemized alone for word timestamps; common words repeat
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class PiperPhonemizer:
         self._piper = PiperVoice(session=None, config=PiperConfig.from_dict(dict(voice_config)))
         self._id_map = self._piper.config.phoneme_id_map
         self._max_phonemes = max_sentence_phonemes
+        self._word_cache: dict[str, list[str]] = {}
 
     def sentences(self, text: str, with_words: bool = False) -> list[PhonemizedSentence]:
         """``text``'s sentences as Piper speaks them; ``with_words`` also maps its words to their ids."""
@@ -53,9 +55,15 @@ class PiperPhonemizer:
         return result
 
     def _word_phonemes(self, word: str) -> list[str]:
-        """One word phonemized on its own (only to find it in its sentence's phonemes)."""
-        clean = _CONTROL.sub("", word)
-        return [p for sentence in self._piper.phonemize(clean) for p in sentence] if clean else []
+        """One word phonemized on its own (only to find it in its sentence's phonemes); cached."""
+        cached = self._word_cache.get(word)
+        if cached is None:
+            clean = _CONTROL.sub("", word)
+            cached = [p for sentence in self._piper.phonemize(clean) for p in sentence] if clean else []
+            if len(self._word_cache) >= _WORD_CACHE_SIZE:
+                self._word_cache.clear()
+            self._word_cache[word] = cached
+        return cached
 
     def _sentences(self, text: str) -> list[PhonemizedSentence]:
         clean = _WHITESPACE_CONTROL.sub(" ", _CONTROL.sub("", text)).strip()

@@ -107,17 +107,45 @@ def align_words(
     return per_sentence
 
 
-def _owners(text_phonemes: list[str], labels: list[int], spoken: list[str]) -> list[int]:
-    """For each spoken phoneme, the index of the word it belongs to."""
-    if not labels:
-        return []
+def _owners(text_phonemes: list[str], labels: list[int], spoken: list[str], block: int = 400) -> list[int]:
+    """For each spoken phoneme, the index of the word it belongs to.
+
+    Aligned a block of the text's phonemes at a time against a window of the
+    spoken ones, each block cut at its last exact match, so long texts cost
+    linear time (one alignment of 10 000 characters at once took a second).
+    """
     owner: list[int] = []
-    matcher = difflib.SequenceMatcher(None, text_phonemes, spoken, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+    a = b = 0
+    while a < len(text_phonemes) and b < len(spoken):
+        last_block = a + block >= len(text_phonemes)
+        a_end = len(text_phonemes) if last_block else a + block
+        b_end = len(spoken) if last_block else min(len(spoken), b + 2 * block + 32)
+        opcodes = difflib.SequenceMatcher(None, text_phonemes[a:a_end], spoken[b:b_end], autojunk=False).get_opcodes()
+        if not last_block:  # keep up to the last exact match; the rest goes to the next block
+            matched = [op for op in opcodes if op[0] == "equal"]
+            if matched:
+                _, _, a_cut, _, b_cut = matched[-1]
+                opcodes = [op for op in opcodes if op[4] <= b_cut and op[2] <= a_cut]
+            else:  # nothing in common in a whole window: align everything that is left at once
+                a_end, b_end = len(text_phonemes), len(spoken)
+                opcodes = difflib.SequenceMatcher(None, text_phonemes[a:], spoken[b:], autojunk=False).get_opcodes()
+                a_cut, b_cut = a_end - a, b_end - b
+        else:
+            a_cut, b_cut = a_end - a, b_end - b
+        owner += _owners_of(opcodes, labels[a : a + a_cut], a == 0, labels[a - 1] if a else 0)
+        a, b = a + a_cut, b + b_cut
+    # Spoken sounds after the last word's (or with no words at all) go with the last word.
+    owner += [labels[-1]] * (len(spoken) - len(owner)) if labels else []
+    return owner
+
+
+def _owners_of(opcodes: list[tuple[str, int, int, int, int]], labels: list[int], first: bool, before: int) -> list[int]:
+    owner: list[int] = []
+    for tag, i1, i2, j1, j2 in opcodes:
         if tag == "equal":
             owner += labels[i1:i2]
         elif tag == "replace":  # spread the spoken phonemes over the words they replace
             owner += [labels[i1 + (j - j1) * (i2 - i1) // (j2 - j1)] for j in range(j1, j2)]
         elif tag == "insert":  # sounds no word has on its own: they go with the word before
-            owner += [labels[max(i1 - 1, 0)]] * (j2 - j1)
+            owner += [labels[i1 - 1] if i1 else (labels[0] if first else before)] * (j2 - j1)
     return owner
