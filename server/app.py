@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -18,6 +18,7 @@ from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 from .config import ServerConfig, load_config
 from .engine.errors import SyrinxError
 from .service import SynthesisService
+from .telemetry import Telemetry, TelemetryConfig, serving_telemetry
 from .transport.servicer import SERVICE_NAME, SynthesizerServicer
 
 log = logging.getLogger("syrinx.server")
@@ -44,11 +45,17 @@ class RunningServer:
         await self.service.close()
 
 
-async def create_server(config: ServerConfig, service: SynthesisService | None = None) -> RunningServer:
-    """Bind and start the server (NOT_SERVING until :func:`make_ready`); port 0 picks a free port."""
-    service = service or SynthesisService(config)
+async def create_server(
+    config: ServerConfig, service: SynthesisService | None = None, telemetry: Telemetry | None = None
+) -> RunningServer:
+    """Bind and start the server (NOT_SERVING until :func:`make_ready`); port 0 picks a free port.
+
+    Without ``telemetry`` its spans and metrics are made and dropped (no exporter, no endpoint).
+    """
+    telemetry = telemetry or Telemetry.create(TelemetryConfig(metrics_port=None), {})
+    service = service or SynthesisService(config, telemetry)
     server = grpc.aio.server()
-    pb_grpc.add_SynthesizerServicer_to_server(SynthesizerServicer(service), server)
+    pb_grpc.add_SynthesizerServicer_to_server(SynthesizerServicer(service, telemetry), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -67,8 +74,18 @@ async def make_ready(running: RunningServer) -> None:
     await running.mark(health_pb2.HealthCheckResponse.SERVING)
 
 
-async def serve(config: ServerConfig) -> int:
-    running = await create_server(config)
+async def serve(config: ServerConfig, environ: Mapping[str, str]) -> int:
+    telemetry, endpoint = serving_telemetry(config.telemetry, config.host, environ)
+    try:
+        return await _serve(config, telemetry)
+    finally:
+        if endpoint is not None:
+            endpoint.close()
+        telemetry.shutdown()
+
+
+async def _serve(config: ServerConfig, telemetry: Telemetry) -> int:
+    running = await create_server(config, telemetry=telemetry)
     log.info("listening on port %d; loading voices", running.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -98,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return asyncio.run(serve(config))
+    return asyncio.run(serve(config, os.environ))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import Mapping, Sequence
 from .engine.config import ChunkPolicy, EngineConfig
 from .engine.errors import InvalidOptionError
 from .scheduler.core import SchedulerConfig
+from .telemetry import TelemetryConfig
 
 DEFAULT_PORT = 50051
 
@@ -20,6 +21,7 @@ class ServerConfig:
     port: int = DEFAULT_PORT  # 0 picks a free port (tests)
     engine: EngineConfig = field(default_factory=EngineConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     max_text_chars: int = 10_000
     drain_seconds: float = 20.0  # after SIGTERM, how long in-flight calls may run on
     log_level: str = "INFO"
@@ -51,6 +53,7 @@ _SETTINGS = {
     "drain_seconds": ("SYRINX_DRAIN_SECONDS", float, "grace for in-flight calls after SIGTERM"),
     "first_chunk_frames": ("SYRINX_FIRST_CHUNK_FRAMES", int, "size of a sentence's first audio chunk, in frames"),
     "log_level": ("SYRINX_LOG_LEVEL", str, "DEBUG, INFO, WARNING or ERROR"),
+    "metrics_port": ("SYRINX_METRICS_PORT", int, "Prometheus /metrics port (default 9464; 0 picks one; -1 serves none)"),
 }
 
 
@@ -83,7 +86,13 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> ServerC
         voices_dir=Path(values.pop("voices_dir")) if "voices_dir" in values else None,
         default_voice=not getattr(args, "no_default_voice", False),
     )
-    return ServerConfig(engine=engine, scheduler=scheduler_defaults(engine.device, **scheduler), **values)
+    telemetry = TelemetryConfig()
+    if "metrics_port" in values:
+        port = values.pop("metrics_port")
+        telemetry = TelemetryConfig(metrics_port=None if port == -1 else port)
+    return ServerConfig(
+        engine=engine, scheduler=scheduler_defaults(engine.device, **scheduler), telemetry=telemetry, **values
+    )
 
 
 def scheduler_defaults(device: str, **overrides) -> SchedulerConfig:

@@ -7,6 +7,7 @@ order of urgency, on one engine thread.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
@@ -17,6 +18,7 @@ from .config import ServerConfig
 from .engine import Engine, SynthesisOptions, Voice, VoiceCatalog
 from .engine.errors import InvalidOptionError, InvalidTextError, SyrinxError
 from .scheduler import ScheduledStream, SchedulerLoop
+from .telemetry import Telemetry
 
 T = TypeVar("T")
 MIN_SPEAKING_RATE, MAX_SPEAKING_RATE = 0.25, 4.0
@@ -88,23 +90,30 @@ class SpeechStream:
 
 
 class SynthesisService:
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, telemetry: Telemetry | None = None) -> None:
         self.config = config
         self._engine = Engine(config.engine)
         self._catalog: VoiceCatalog | None = None
-        self._scheduler = SchedulerLoop(self._engine, config.scheduler, config.engine.chunks.windows)
+        self._telemetry = telemetry
+        on_step = telemetry.engine_step if telemetry is not None else None
+        self._scheduler = SchedulerLoop(self._engine, config.scheduler, config.engine.chunks.windows, on_step=on_step)
         self._draining = False
+        if telemetry is not None:
+            telemetry.metrics.observe_streams(lambda: self._scheduler.active_streams, lambda: self._scheduler.waiting_streams)
 
     # -- life cycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
         """Load every voice and warm each up with a real synthesis, on the engine thread."""
+        started = time.perf_counter()
         self._scheduler.start()
         run = self._scheduler.run_in_engine_thread
         catalog = await run(lambda: VoiceCatalog.load(self.config.engine))
         for voice in catalog:
             await run(lambda v=voice: self._engine.warm_up(v))
         self._catalog = catalog
+        if self._telemetry is not None:
+            self._telemetry.metrics.startup.record(time.perf_counter() - started)
 
     @property
     def ready(self) -> bool:
@@ -146,14 +155,14 @@ class SynthesisService:
         self._check_text(request.text)
         return SpeechStream(voice, output, request.text, self._scheduler.open(voice, request.text, options))
 
-    async def synthesize(self, request: SpeechRequest) -> tuple[OutputFormat, np.ndarray]:
-        """The whole text's audio at the voice's rate, with the format to encode it in."""
+    async def synthesize(self, request: SpeechRequest) -> tuple[Voice, OutputFormat, np.ndarray]:
+        """The whole text's audio at the voice's rate, with its voice and the format to encode it in."""
         stream = await self.open_stream(request, streaming=False)
         try:
             parts = [chunk.samples async for chunk in stream]
         finally:
             await stream.aclose()
-        return stream.output, np.concatenate(parts)
+        return stream.voice, stream.output, np.concatenate(parts)
 
     # -- helpers ------------------------------------------------------------------------
 

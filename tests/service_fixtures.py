@@ -14,11 +14,11 @@ from syrinx.server.config import ServerConfig
 
 
 class ServerThread:
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, telemetry=None) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="test-server")
         self._thread.start()
-        self.running: RunningServer = self.call(create_server(config))
+        self.running: RunningServer = self.call(create_server(config, telemetry=telemetry))
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.running.port}")
         self.stub = pb_grpc.SynthesizerStub(self.channel)
 

@@ -24,7 +24,7 @@ START_TIMEOUT = 180
 class ServerProcess:
     def __init__(self) -> None:
         self.process = subprocess.Popen(
-            [str(BIN / "syrinx-server"), "--host", "127.0.0.1", "--port", "0", "--drain-seconds", "60"],
+            [str(BIN / "syrinx-server"), "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0", "--drain-seconds", "60"],
             stderr=subprocess.PIPE,
             text=True,
         )

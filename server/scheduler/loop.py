@@ -68,8 +68,11 @@ class SchedulerLoop:
         config: SchedulerConfig,
         windows: Callable[[int], list[tuple[int, int]]],
         clock: Callable[[], float] = time.monotonic,
+        on_step: Callable[[int, float], None] | None = None,
     ) -> None:
+        """``on_step(items, seconds)`` hears of each engine step (metrics): items in it and its time."""
         self._engine = engine
+        self._on_step = on_step
         self._scheduler = Scheduler(config, windows)
         self._windows = windows
         self._clock = clock
@@ -84,6 +87,10 @@ class SchedulerLoop:
     @property
     def active_streams(self) -> int:
         return self._scheduler.active_streams
+
+    @property
+    def waiting_streams(self) -> int:
+        return self._scheduler.waiting_streams
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -158,6 +165,7 @@ class SchedulerLoop:
                     pass
                 continue
             jobs = {stream_id: self._jobs[stream_id] for stream_id in step.stream_ids}
+            started = time.perf_counter()
             try:
                 outcome = await loop.run_in_executor(self._worker, self._execute, step, jobs)
             except Exception as error:  # noqa: BLE001 - a failed batch fails its streams, not the server
@@ -165,6 +173,8 @@ class SchedulerLoop:
                 for stream_id in jobs:
                     self._finish(stream_id, error)
                 continue
+            if self._on_step is not None:
+                self._on_step(len(step.encodes) + len(step.decodes), time.perf_counter() - started)
             self._deliver(step, outcome)
             # Let the streams' handlers hand the new chunks to gRPC before the engine's threads
             # take the cores again for the next step: one turn of the event loop.

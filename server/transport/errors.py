@@ -71,9 +71,9 @@ def translate_errors(method: Callable[..., Any]) -> Callable[..., Any]:
     if inspect.isasyncgenfunction(method):
 
         @functools.wraps(method)
-        async def streaming(self, request, context):
+        async def streaming(self, request, context, *passed):
             try:
-                async for item in method(self, request, context):
+                async for item in method(self, request, context, *passed):
                     yield item
             except (grpc.aio.AbortError, GeneratorExit):
                 raise
@@ -83,9 +83,9 @@ def translate_errors(method: Callable[..., Any]) -> Callable[..., Any]:
         return streaming
 
     @functools.wraps(method)
-    async def unary(self, request, context):
+    async def unary(self, request, context, *passed):
         try:
-            return await method(self, request, context)
+            return await method(self, request, context, *passed)
         except grpc.aio.AbortError:
             raise
         except Exception as error:  # noqa: BLE001 - the table decides

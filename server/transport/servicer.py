@@ -9,7 +9,9 @@ from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 from ..audio import AudioEncoderStream, AudioRequest, EncodedChunk, Encoding, encode_whole
 from ..engine.errors import InvalidOptionError
 from ..service import SpeechRequest, SynthesisService
+from ..telemetry import RpcCall, Telemetry
 from .errors import translate_errors
+from .observe import observed
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Synthesizer"].full_name  # "syrinx.v1.Synthesizer"
 MAX_REQUEST_ID_CHARS = 128
@@ -47,25 +49,50 @@ def _speech_request(message) -> SpeechRequest:
     )
 
 
+def _describe(call: RpcCall, message) -> None:
+    """What the span says about a request before it is checked (so failed calls say it too)."""
+    encoding = message.audio_config.encoding
+    call.describe({
+        "syrinx.voice": message.voice or "(default)",
+        "syrinx.text.length": len(message.text),
+        "syrinx.audio.encoding": pb.AudioEncoding.Name(encoding) if encoding in pb.AudioEncoding.values() else str(encoding),
+        "syrinx.audio.sample_rate_hz": message.audio_config.sample_rate_hz,
+        "syrinx.request_id": message.request_id,
+    })
+
+
+def _described_output(call: RpcCall, voice, output) -> None:
+    call.describe({"syrinx.voice": voice.name, "syrinx.audio.sample_rate_hz": output.sample_rate_hz})
+
+
 def _audio_format(output) -> pb.AudioFormat:
     return pb.AudioFormat(encoding=ENCODING_TO_PROTO[output.encoding], sample_rate_hz=output.sample_rate_hz, channels=1)
 
 
 class SynthesizerServicer(pb_grpc.SynthesizerServicer):
-    def __init__(self, service: SynthesisService) -> None:
+    def __init__(self, service: SynthesisService, telemetry: Telemetry) -> None:
         self._service = service
+        self._telemetry = telemetry  # used by @observed
 
+    @observed
     @translate_errors
-    async def Synthesize(self, request, context: grpc.aio.ServicerContext):
-        output, samples = await self._service.synthesize(_speech_request(request))
+    async def Synthesize(self, request, context: grpc.aio.ServicerContext, call: RpcCall):
+        _describe(call, request)
+        voice, output, samples = await self._service.synthesize(_speech_request(request))
+        _described_output(call, voice, output)
         audio, num_samples = encode_whole(output, samples)
+        call.audio_sent(num_samples / output.sample_rate_hz)
         return pb.SynthesizeResponse(
             audio=audio, format=_audio_format(output), num_samples=num_samples, request_id=request.request_id
         )
 
+    @observed
     @translate_errors
-    async def StreamSynthesize(self, request, context: grpc.aio.ServicerContext):
+    async def StreamSynthesize(self, request, context: grpc.aio.ServicerContext, call: RpcCall):
+        _describe(call, request)
         stream = await self._service.open_stream(_speech_request(request))
+        _described_output(call, stream.voice, stream.output)
+        rate = stream.output.sample_rate_hz
         try:
             encoder = AudioEncoderStream(stream.output)
             audio_format = _audio_format(stream.output)
@@ -95,19 +122,22 @@ class SynthesizerServicer(pb_grpc.SynthesizerServicer):
             async for chunk in stream:
                 if not chunk.last_in_stream:
                     for piece in encoder.push(chunk.samples):  # encoded one by one, each sent at once
+                        call.audio_sent(piece.num_samples / rate)
                         yield response(piece, final=False)
                         sequence += 1
                     continue
                 # The resampler's and Opus's tails; a final message even if nothing is left.
                 pieces = [*encoder.push(chunk.samples), *encoder.finish()] or [EncodedChunk(b"", encoder.position, 0)]
                 for index, piece in enumerate(pieces):
+                    call.audio_sent(piece.num_samples / rate)
                     yield response(piece, final=index == len(pieces) - 1)
                     sequence += 1
         finally:
             await stream.aclose()
 
+    @observed
     @translate_errors
-    async def ListVoices(self, request, context: grpc.aio.ServicerContext):
+    async def ListVoices(self, request, context: grpc.aio.ServicerContext, call: RpcCall):
         voices, default = self._service.voices()
         return pb.ListVoicesResponse(
             voices=[
