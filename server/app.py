@@ -17,6 +17,7 @@ from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
 from .config import ServerConfig, load_config
 from .engine.errors import SyrinxError
+from .logs import configure_logging
 from .service import SynthesisService
 from .telemetry import Telemetry, TelemetryConfig, serving_telemetry
 from .transport.servicer import SERVICE_NAME, SynthesizerServicer
@@ -114,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SyrinxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(config.log_level, config.log_format)
     return asyncio.run(serve(config, os.environ))
 
 

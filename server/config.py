@@ -25,12 +25,15 @@ class ServerConfig:
     max_text_chars: int = 10_000
     drain_seconds: float = 20.0  # after SIGTERM, how long in-flight calls may run on
     log_level: str = "INFO"
+    log_format: str = "json"
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise InvalidOptionError(f"port must be 0-65535, got {self.port}")
         if self.max_text_chars < 1:
             raise InvalidOptionError(f"max text length must be positive, got {self.max_text_chars}")
+        if self.log_format not in ("json", "text"):
+            raise InvalidOptionError(f"log format must be json or text, got {self.log_format!r}")
         if self.drain_seconds < 0:
             raise InvalidOptionError(f"drain grace must be >= 0 seconds, got {self.drain_seconds}")
 
@@ -53,6 +56,8 @@ _SETTINGS = {
     "drain_seconds": ("SYRINX_DRAIN_SECONDS", float, "grace for in-flight calls after SIGTERM"),
     "first_chunk_frames": ("SYRINX_FIRST_CHUNK_FRAMES", int, "size of a sentence's first audio chunk, in frames"),
     "log_level": ("SYRINX_LOG_LEVEL", str, "DEBUG, INFO, WARNING or ERROR"),
+    "log_format": ("SYRINX_LOG_FORMAT", str, "json (one object per line, the default) or text"),
+    "log_text": ("SYRINX_LOG_TEXT", int, "1: put request texts in the request log lines (default 0: never)"),
     "metrics_port": ("SYRINX_METRICS_PORT", int, "Prometheus /metrics port (default 9464; 0 picks one; -1 serves none)"),
 }
 
@@ -86,10 +91,13 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> ServerC
         voices_dir=Path(values.pop("voices_dir")) if "voices_dir" in values else None,
         default_voice=not getattr(args, "no_default_voice", False),
     )
-    telemetry = TelemetryConfig()
+    telemetry = {}
     if "metrics_port" in values:
         port = values.pop("metrics_port")
-        telemetry = TelemetryConfig(metrics_port=None if port == -1 else port)
+        telemetry["metrics_port"] = None if port == -1 else port
+    if "log_text" in values:
+        telemetry["log_text"] = bool(values.pop("log_text"))
+    telemetry = TelemetryConfig(**telemetry)
     return ServerConfig(
         engine=engine, scheduler=scheduler_defaults(engine.device, **scheduler), telemetry=telemetry, **values
     )

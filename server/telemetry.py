@@ -11,6 +11,7 @@ process each have their own.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
@@ -29,6 +30,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from .engine.errors import InvalidOptionError
 
 SCOPE = "syrinx.server"
+request_log = logging.getLogger("syrinx.requests")  # one summary line per finished RPC
 # Histogram buckets in seconds for latencies a voice bot cares about (first audio: tens of ms).
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0, 120.0, 300.0)
@@ -40,6 +42,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 class TelemetryConfig:
     metrics_port: int | None = 9464  # Prometheus /metrics; 0 picks a free port, None serves none
     service_name: str = "syrinx"
+    log_text: bool = False  # put the request text in the summary log line (operators opt in)
 
     def __post_init__(self) -> None:
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
@@ -101,12 +104,19 @@ class RpcCall:
     span: trace.Span
     metrics: Metrics
     method: str
+    log_text: bool = False
     started: float = field(default_factory=time.perf_counter)
     audio_seconds: float = 0.0
     first_audio_seconds: float | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    text: str | None = None
 
-    def describe(self, attributes: Mapping[str, Any]) -> None:
+    def describe(self, attributes: Mapping[str, Any], text: str | None = None) -> None:
+        """Span attributes (and log fields); ``text`` goes to the log only if the operator opted in."""
         self.span.set_attributes(dict(attributes))
+        self.attributes.update(attributes)
+        if text is not None and self.log_text:
+            self.text = text
 
     def audio_sent(self, seconds: float) -> None:
         if self.first_audio_seconds is None:
@@ -126,15 +136,34 @@ class RpcCall:
             self.metrics.audio.add(self.audio_seconds)
             self.metrics.duration.record(elapsed)
             self.metrics.real_time_factor.record(elapsed / self.audio_seconds)
+        self._log(status_name, elapsed)
+
+    def _log(self, status_name: str, elapsed: float) -> None:
+        fields = {
+            "method": self.method,
+            "request_id": self.attributes.get("syrinx.request_id", ""),
+            "trace_id": format(self.span.get_span_context().trace_id, "032x"),
+            "voice": self.attributes.get("syrinx.voice", ""),
+            "characters": self.attributes.get("syrinx.text.length", 0),
+            "encoding": self.attributes.get("syrinx.audio.encoding", ""),
+            "audio_seconds": round(self.audio_seconds, 3),
+            "first_audio_ms": None if self.first_audio_seconds is None else round(self.first_audio_seconds * 1e3, 1),
+            "duration_ms": round(elapsed * 1e3, 1),
+            "status": status_name,
+        }
+        if self.text is not None:
+            fields["text"] = self.text
+        request_log.info("%s %s %s", self.method, status_name, fields["request_id"], extra={"fields": fields})
 
 
 class Telemetry:
-    def __init__(self, tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
+    def __init__(self, tracer_provider: TracerProvider, meter_provider: MeterProvider, log_text: bool = False) -> None:
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
         self._tracer = tracer_provider.get_tracer(SCOPE)
         self.metrics = Metrics(meter_provider.get_meter(SCOPE))
         self._propagator = TraceContextTextMapPropagator()
+        self._log_text = log_text
 
     @classmethod
     def create(
@@ -154,7 +183,7 @@ class Telemetry:
 
             tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))  # reads OTEL_EXPORTER_OTLP_*
         meter_provider = MeterProvider(resource=resource, metric_readers=list(metric_readers))
-        return cls(tracer_provider, meter_provider)
+        return cls(tracer_provider, meter_provider, config.log_text)
 
     def start_rpc(self, method: str, metadata: Iterable[tuple[str, Any]]) -> RpcCall:
         """A server span for ``method``, child of the caller's ``traceparent`` if the metadata has one."""
@@ -166,7 +195,7 @@ class Telemetry:
             kind=SpanKind.SERVER,
             attributes={"rpc.system": "grpc", "rpc.service": "syrinx.v1.Synthesizer", "rpc.method": method},
         )
-        return RpcCall(span, self.metrics, method)
+        return RpcCall(span, self.metrics, method, self._log_text)
 
     def engine_step(self, items: int, seconds: float) -> None:
         self.metrics.batch_size.record(items)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import urllib.request
 
@@ -15,6 +17,7 @@ from syrinx.v1 import synthesizer_pb2 as pb
 
 from service_fixtures import ServerThread
 from syrinx.server.config import ServerConfig
+from syrinx.server.logs import JsonFormatter
 from syrinx.server.telemetry import Telemetry, TelemetryConfig, serving_telemetry
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -152,3 +155,36 @@ def test_the_metrics_endpoint_serves_the_documented_names_to_prometheus():
     assert not missing, f"missing from /metrics: {missing}"
     assert families["syrinx_request_first_audio_seconds"].type == "histogram"
     assert families["syrinx_requests"].type == "counter"
+
+
+def summary_lines(caplog, request_id: str) -> list[dict]:
+    return [r.fields for r in caplog.records if r.name == "syrinx.requests" and r.fields["request_id"] == request_id]
+
+
+def test_one_summary_log_line_per_request_without_the_text(observed, caplog):
+    server, spans, _ = observed
+    caplog.set_level(logging.INFO, logger="syrinx.requests")
+    count = len(spans.spans)
+    replies = list(server.stub.StreamSynthesize(pb.StreamSynthesizeRequest(text="Log this call, not its words.", request_id="log-1", seed=2)))
+    (span,) = spans.wait(count + 1)[count:]
+    (fields,) = summary_lines(caplog, "log-1")
+    assert fields["trace_id"] == format(span.context.trace_id, "032x")
+    assert (fields["method"], fields["voice"], fields["status"]) == ("StreamSynthesize", "en_US-joe-medium", "OK")
+    assert fields["characters"] == len("Log this call, not its words.")
+    assert fields["audio_seconds"] == pytest.approx(sum(r.num_samples for r in replies) / 22050, abs=1e-3)
+    assert fields["first_audio_ms"] > 0 and "text" not in fields
+    line = json.loads(JsonFormatter().format(next(r for r in caplog.records if r.name == "syrinx.requests")))
+    assert line["request_id"] == "log-1" and line["level"] == "INFO" and line["trace_id"] == fields["trace_id"]
+
+
+def test_the_text_is_logged_only_when_the_operator_opts_in(caplog):
+    telemetry = Telemetry.create(TelemetryConfig(metrics_port=None, log_text=True), {})
+    server = ServerThread(ServerConfig(host="127.0.0.1", port=0), telemetry)
+    caplog.set_level(logging.INFO, logger="syrinx.requests")
+    try:
+        server.make_ready()
+        server.stub.Synthesize(pb.SynthesizeRequest(text="Opted in.", request_id="log-2", seed=1))
+    finally:
+        server.stop()  # drains: the call's summary line is written before this returns
+    (fields,) = summary_lines(caplog, "log-2")
+    assert fields["text"] == "Opted in." and fields["method"] == "Synthesize"

@@ -58,7 +58,7 @@ def _describe(call: RpcCall, message) -> None:
         "syrinx.audio.encoding": pb.AudioEncoding.Name(encoding) if encoding in pb.AudioEncoding.values() else str(encoding),
         "syrinx.audio.sample_rate_hz": message.audio_config.sample_rate_hz,
         "syrinx.request_id": message.request_id,
-    })
+    }, text=message.text)
 
 
 def _described_output(call: RpcCall, voice, output) -> None:
