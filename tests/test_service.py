@@ -18,7 +18,7 @@ from syrinx.v1 import synthesizer_pb2 as pb
 
 from service_fixtures import ServerThread
 from syrinx.server.config import ServerConfig
-from syrinx.server.engine import AudioChunk, Engine, EngineConfig, SentenceStart, SynthesisOptions
+from syrinx.server.engine import AudioChunk, Engine, SentenceStart, SynthesisOptions
 from syrinx.server.scheduler import SchedulerConfig
 from syrinx.server.audio import AudioEncoderStream, AudioRequest, Encoding, encode_whole, pcm16
 
