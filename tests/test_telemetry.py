@@ -188,3 +188,17 @@ def test_the_text_is_logged_only_when_the_operator_opts_in(caplog):
         server.stop()  # drains: the call's summary line is written before this returns
     (fields,) = summary_lines(caplog, "log-2")
     assert fields["text"] == "Opted in." and fields["method"] == "Synthesize"
+
+
+def test_the_grafana_dashboard_reads_only_metrics_the_server_exports():
+    import re
+    from pathlib import Path
+
+    dashboard = json.loads((Path(__file__).parent.parent / "k8s" / "grafana" / "syrinx-dashboard.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    used = {re.sub(r"_(bucket|count|sum)$", "", name) for e in exprs for name in re.findall(r"\bsyrinx_[a-z_]+", e)}
+    exported = set(DOCUMENTED) | {name + "_total" for name in DOCUMENTED}
+    assert used and used <= exported, f"not exported: {used - exported}"
+    titles = " ".join(panel["title"] for panel in dashboard["panels"]).lower()
+    for topic in ("first audio", "streams", "real-time factor", "status code", "batch"):
+        assert topic in titles
