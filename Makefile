@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 BUF := node_modules/.bin/buf
 
-.PHONY: install test run say proto lint bench-engine bench-grpc bench-load clean
+.PHONY: install test run say proto lint bench-engine bench-grpc bench-load bench-telemetry clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ lint: $(BUF)
 ROUNDS ?= 5
 bench-engine: $(STAMP)
 	$(PY) -m bench.engine_bench --rounds $(ROUNDS) $(BENCH_ARGS)
+
+bench-telemetry: $(STAMP)
+	$(PY) -m bench.telemetry_bench
 
 bench-grpc: $(STAMP)
 	$(PY) -m bench.grpc_bench

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
+from opentelemetry import metrics as metrics_api
 from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.propagators.textmap import DefaultGetter
@@ -157,13 +158,22 @@ class RpcCall:
 
 
 class Telemetry:
-    def __init__(self, tracer_provider: TracerProvider, meter_provider: MeterProvider, log_text: bool = False) -> None:
+    def __init__(
+        self, tracer_provider: trace.TracerProvider, meter_provider: metrics_api.MeterProvider, log_text: bool = False
+    ) -> None:
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
         self._tracer = tracer_provider.get_tracer(SCOPE)
         self.metrics = Metrics(meter_provider.get_meter(SCOPE))
         self._propagator = TraceContextTextMapPropagator()
         self._log_text = log_text
+
+    @classmethod
+    def disabled(cls) -> "Telemetry":
+        """The API's no-op providers: nothing is recorded (``OTEL_SDK_DISABLED=true``)."""
+        from opentelemetry.metrics import NoOpMeterProvider
+
+        return cls(trace.NoOpTracerProvider(), NoOpMeterProvider())
 
     @classmethod
     def create(
@@ -202,8 +212,9 @@ class Telemetry:
         self.metrics.engine_step.record(seconds)
 
     def shutdown(self) -> None:
-        self.tracer_provider.shutdown()
-        self.meter_provider.shutdown()
+        for provider in (self.tracer_provider, self.meter_provider):
+            if hasattr(provider, "shutdown"):  # the no-op providers have nothing to flush
+                provider.shutdown()
 
 
 def _otlp_traces_wanted(environ: Mapping[str, str]) -> bool:
@@ -228,7 +239,12 @@ class MetricsEndpoint:
 
 
 def serving_telemetry(config: TelemetryConfig, host: str, environ: Mapping[str, str]) -> tuple[Telemetry, MetricsEndpoint | None]:
-    """The server's telemetry, with its metrics served for Prometheus unless ``metrics_port`` is None."""
+    """The server's telemetry, with its metrics served for Prometheus unless ``metrics_port`` is None.
+
+    ``OTEL_SDK_DISABLED=true`` (the standard switch) turns traces and metrics off altogether.
+    """
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return Telemetry.disabled(), None
     if config.metrics_port is None:
         return Telemetry.create(config, environ), None
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
