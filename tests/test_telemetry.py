@@ -202,3 +202,16 @@ def test_the_grafana_dashboard_reads_only_metrics_the_server_exports():
     titles = " ".join(panel["title"] for panel in dashboard["panels"]).lower()
     for topic in ("first audio", "streams", "real-time factor", "status code", "batch"):
         assert topic in titles
+
+
+def test_the_standard_environment_switches_export_on_and_everything_off():
+    from syrinx.server.telemetry import _otlp_traces_wanted
+
+    assert not _otlp_traces_wanted({})
+    assert _otlp_traces_wanted({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"})
+    assert not _otlp_traces_wanted({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317", "OTEL_TRACES_EXPORTER": "none"})
+    assert _otlp_traces_wanted({"OTEL_TRACES_EXPORTER": "console,otlp"})
+    telemetry, endpoint = serving_telemetry(TelemetryConfig(metrics_port=0), "127.0.0.1", {"OTEL_SDK_DISABLED": "true"})
+    assert endpoint is None  # nothing to scrape
+    call = telemetry.start_rpc("StreamSynthesize", [("traceparent", f"00-{TRACE_ID}-{CALLER_SPAN_ID}-01")])
+    assert not call.span.is_recording()
