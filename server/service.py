@@ -15,7 +15,7 @@ import numpy as np
 
 from .audio import AudioRequest, OutputFormat
 from .config import ServerConfig
-from .engine import Engine, SynthesisOptions, Voice, VoiceCatalog
+from .engine import Engine, SentenceStart, SynthesisOptions, Voice, VoiceCatalog
 from .engine.errors import InvalidOptionError, InvalidTextError, SyrinxError
 from .scheduler import ScheduledStream, SchedulerLoop
 from .telemetry import Telemetry
@@ -66,9 +66,15 @@ class SpeechStream:
         self._sentences_read = 0
         self._words: list[WordTiming] = []  # known, not yet handed out
 
-    def words_before(self, end_sample: int | None) -> list[WordTiming]:
-        """Words not handed out yet whose audio starts before output sample ``end_sample`` (None: all)."""
-        for sentence in self._scheduled.sentences[self._sentences_read :]:
+    @property
+    def queue_wait_seconds(self) -> float | None:
+        return self._scheduled.queue_wait_seconds
+
+    def new_sentences(self) -> list[SentenceStart]:
+        """Sentences encoded since the last call (their words join those not yet handed out)."""
+        fresh = self._scheduled.sentences[self._sentences_read :]
+        self._sentences_read += len(fresh)
+        for sentence in fresh:
             for word in sentence.words:
                 start, end = sentence.word_samples(word)
                 self._words.append(
@@ -77,7 +83,11 @@ class SpeechStream:
                         self.output.output_position(start), self.output.output_position(end),
                     )
                 )
-        self._sentences_read = len(self._scheduled.sentences)
+        return fresh
+
+    def words_before(self, end_sample: int | None) -> list[WordTiming]:
+        """Words not handed out yet whose audio starts before output sample ``end_sample`` (None: all)."""
+        self.new_sentences()
         count = len(self._words) if end_sample is None else sum(1 for w in self._words if w.start_sample < end_sample)
         taken, self._words = self._words[:count], self._words[count:]
         return taken

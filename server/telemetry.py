@@ -126,6 +126,15 @@ class RpcCall:
             self.metrics.first_audio.record(self.first_audio_seconds, {"rpc.method": self.method})
         self.audio_seconds += seconds
 
+    def engine_started(self, queue_wait_seconds: float) -> None:
+        self.span.add_event("engine_started", {"syrinx.queue_wait_ms": queue_wait_seconds * 1e3})
+
+    def sentence_encoded(self, index: int, phoneme_ids: int, audio_seconds: float) -> None:
+        self.span.add_event(
+            "sentence_encoded",
+            {"syrinx.sentence": index, "syrinx.phoneme_ids": phoneme_ids, "syrinx.sentence_audio_seconds": audio_seconds},
+        )
+
     def finish(self, status_code: int, status_name: str, message: str = "") -> None:
         elapsed = time.perf_counter() - self.started
         self.span.set_attribute("rpc.grpc.status_code", status_code)

@@ -89,6 +89,10 @@ def test_a_stream_is_one_server_span_in_the_callers_trace_with_its_first_audio(o
     assert attributes["syrinx.audio_seconds"] == pytest.approx(audio_seconds)
     (first_audio,) = [e for e in span.events if e.name == "first_audio"]
     assert 0 < first_audio.attributes["syrinx.first_audio_ms"] < (span.end_time - span.start_time) / 1e6
+    (started,) = [e for e in span.events if e.name == "engine_started"]
+    assert 0 <= started.attributes["syrinx.queue_wait_ms"] < first_audio.attributes["syrinx.first_audio_ms"]
+    sentences = [e.attributes for e in span.events if e.name == "sentence_encoded"]
+    assert [s["syrinx.sentence"] for s in sentences] == [0] and sentences[0]["syrinx.phoneme_ids"] > 10
 
 
 def test_metrics_add_up_after_known_requests(observed):

@@ -42,12 +42,14 @@ _END = object()
 
 @dataclass
 class _Job:
-    """Engine-side state of one stream; touched only by the engine thread once admitted."""
+    """One stream's state in the loop; the engine-side fields (requests, offsets) are touched only by the engine thread."""
 
     voice: Voice
     text: str
     options: SynthesisOptions
+    opened_at: float
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    queue_wait: float | None = None  # from admission to its first engine step (set on the event loop)
     requests: list[SentenceRequest] | None = None
     sentence_offsets: list[int] = field(default_factory=list)  # first sample of each encoded sentence
     next_offset: int = 0
@@ -126,11 +128,12 @@ class SchedulerLoop:
         if self._crashed is not None:
             raise RuntimeError("the scheduler loop has stopped") from self._crashed
         seconds_per_frame = voice.hop_length / voice.info.sample_rate
-        stream_id = self._scheduler.add(self._clock(), seconds_per_frame)
-        job = _Job(voice, text, options)
+        now = self._clock()
+        stream_id = self._scheduler.add(now, seconds_per_frame)
+        job = _Job(voice, text, options, now)
         self._jobs[stream_id] = job
         self._wake.set()
-        return ScheduledStream(self, stream_id, job.queue)
+        return ScheduledStream(self, stream_id, job)
 
     def _sent(self, stream_id: int) -> None:
         self._scheduler.sent(stream_id)
@@ -165,6 +168,9 @@ class SchedulerLoop:
                     pass
                 continue
             jobs = {stream_id: self._jobs[stream_id] for stream_id in step.stream_ids}
+            for job in jobs.values():
+                if job.queue_wait is None:
+                    job.queue_wait = now - job.opened_at
             started = time.perf_counter()
             try:
                 outcome = await loop.run_in_executor(self._worker, self._execute, step, jobs)
@@ -248,12 +254,18 @@ class ScheduledStream:
     awaited when the caller is done, early or not: it aborts whatever work remains.
     """
 
-    def __init__(self, loop: SchedulerLoop, stream_id: int, queue: asyncio.Queue) -> None:
+    def __init__(self, loop: SchedulerLoop, stream_id: int, job: _Job) -> None:
         self.stream_id = stream_id
         self.sentences: list[SentenceStart] = []
         self._loop = loop
-        self._queue = queue
+        self._job = job
+        self._queue = job.queue
         self._open = True
+
+    @property
+    def queue_wait_seconds(self) -> float | None:
+        """How long the stream waited for its first engine step (None: not started yet)."""
+        return self._job.queue_wait
 
     async def __aiter__(self) -> AsyncIterator[AudioChunk]:
         while self._open:

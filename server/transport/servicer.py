@@ -120,6 +120,10 @@ class SynthesizerServicer(pb_grpc.SynthesizerServicer):
                 )
 
             async for chunk in stream:
+                if sequence == 0 and stream.queue_wait_seconds is not None:
+                    call.engine_started(stream.queue_wait_seconds)
+                for sentence in stream.new_sentences():
+                    call.sentence_encoded(sentence.index, len(sentence.phoneme_ids), sentence.num_samples / stream.voice.info.sample_rate)
                 if not chunk.last_in_stream:
                     for piece in encoder.push(chunk.samples):  # encoded one by one, each sent at once
                         call.audio_sent(piece.num_samples / rate)
