@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from typing import Any, Coroutine
 
@@ -24,6 +25,10 @@ class ServerThread:
 
     def call(self, coroutine: Coroutine[Any, Any, Any], timeout: float = 300) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def call_soon(self, coroutine: Coroutine[Any, Any, Any]) -> "concurrent.futures.Future":
+        """Start ``coroutine`` on the server's loop without waiting for it."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
     def make_ready(self) -> None:
         self.call(make_ready(self.running))

@@ -198,7 +198,7 @@ def test_the_grafana_dashboard_reads_only_metrics_the_server_exports():
     import re
     from pathlib import Path
 
-    dashboard = json.loads((Path(__file__).parent.parent / "k8s" / "grafana" / "syrinx-dashboard.json").read_text())
+    dashboard = json.loads((Path(__file__).parent.parent / "k8s" / "monitoring" / "grafana" / "syrinx-dashboard.json").read_text())
     exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
     used = {re.sub(r"_(bucket|count|sum)$", "", name) for e in exprs for name in re.findall(r"\bsyrinx_[a-z_]+", e)}
     exported = set(DOCUMENTED) | {name + "_total" for name in DOCUMENTED}

@@ -1,0 +1,216 @@
+"""The deployment files: rendered, validated offline, and checked against the server's own code and config."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import grpc
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from syrinx.v1 import synthesizer_pb2 as pb
+
+from service_fixtures import ServerThread
+from syrinx.server.config import DEFAULT_PORT, ServerConfig
+from syrinx.server.telemetry import TelemetryConfig
+from syrinx.server.transport.servicer import SERVICE_NAME
+
+ROOT = Path(__file__).resolve().parent.parent
+K8S = ROOT / "k8s"
+ISTIO_CRDS = ROOT.parent / "shared" / "schemas" / "istio-crds.gen.yaml"
+KUBERNETES_VERSION = "1.32.0"
+OVERLAYS = ["cpu", "gpu", "canary"]
+# Kinds whose schema comes with an operator, not with Kubernetes or Istio: checked by hand below.
+OPERATOR_KINDS = {("monitoring.coreos.com", "ServiceMonitor")}
+
+
+@cache
+def render(path: str) -> tuple[dict, ...]:
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl (with its built-in kustomize) is needed to render k8s/"
+    out = subprocess.run([kubectl, "kustomize", str(K8S / path)], capture_output=True, text=True, check=True).stdout
+    return tuple(doc for doc in yaml.safe_load_all(out) if doc)
+
+
+def objects(path: str, kind: str) -> list[dict]:
+    return [o for o in render(path) if o["kind"] == kind]
+
+
+def group_of(obj: dict) -> str:
+    return obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
+
+
+@cache
+def istio_schemas() -> dict[tuple[str, str, str], dict]:
+    schemas = {}
+    for crd in yaml.safe_load_all(ISTIO_CRDS.read_text()):
+        if not crd or crd.get("kind") != "CustomResourceDefinition":
+            continue
+        for version in crd["spec"]["versions"]:
+            key = (crd["spec"]["group"], version["name"], crd["spec"]["names"]["kind"])
+            schemas[key] = version["schema"]["openAPIV3Schema"]
+    return schemas
+
+
+@pytest.mark.parametrize("path", [f"overlays/{name}" for name in OVERLAYS] + ["monitoring"])
+def test_every_rendered_object_validates_against_its_schema(path):
+    checked = 0
+    for obj in render(path):
+        group, kind = group_of(obj), obj["kind"]
+        if group.endswith("istio.io"):
+            schema = istio_schemas()[(group, obj["apiVersion"].split("/")[1], kind)]
+            jsonschema.validate(obj, schema)  # raises with the path of the first error
+            # Strictness the CRD schemas leave out: no field the API does not know, at the top of spec.
+            assert set(obj["spec"]) <= set(schema["properties"]["spec"]["properties"]), kind
+        elif (group, kind) in OPERATOR_KINDS:
+            assert obj["spec"]["endpoints"][0]["port"] == "http-metrics"
+        else:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        checked += 1
+    assert checked >= 3
+
+
+def test_overlays_have_what_each_is_for():
+    gpu = objects("overlays/gpu", "Deployment")[0]["spec"]["template"]["spec"]
+    assert gpu["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert gpu["tolerations"][0]["key"] == "nvidia.com/gpu" and gpu["nodeSelector"]
+    canary = render("overlays/canary")
+    deployments = {d["metadata"]["name"]: d for d in canary if d["kind"] == "Deployment"}
+    assert set(deployments) == {"syrinx", "syrinx-canary"}
+    (virtual_service,) = [o for o in canary if o["kind"] == "VirtualService"]
+    split = next(route for route in virtual_service["spec"]["http"] if route["name"] == "split")
+    assert [(d["destination"]["subset"], d["weight"]) for d in split["route"]] == [("stable", 90), ("canary", 10)]
+    (hpa,) = [o for o in canary if o["kind"] == "HorizontalPodAutoscaler"]
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "syrinx"  # the stable Deployment, not the canary
+
+
+def test_the_canary_runs_the_stable_pod_spec_with_its_own_image():
+    deployments = {d["metadata"]["name"]: d for d in objects("overlays/canary", "Deployment")}
+    stable, canary = (copy.deepcopy(deployments[n]["spec"]["template"]) for n in ("syrinx", "syrinx-canary"))
+    assert stable["metadata"]["labels"]["version"] == "stable" and canary["metadata"]["labels"]["version"] == "canary"
+    assert canary["spec"]["containers"][0]["image"] != stable["spec"]["containers"][0]["image"]
+    for template in (stable, canary):
+        template["metadata"]["labels"].pop("version")
+        template["spec"]["containers"][0].pop("image")
+    assert canary == stable
+    (destination_rule,) = objects("overlays/canary", "DestinationRule")
+    subsets = {s["name"]: s["labels"] for s in destination_rule["spec"]["subsets"]}
+    assert subsets == {"stable": {"version": "stable"}, "canary": {"version": "canary"}}
+
+
+# -- the manifests against the server ---------------------------------------------------------
+
+
+def pod(path: str = "overlays/cpu") -> dict:
+    return objects(path, "Deployment")[0]["spec"]["template"]["spec"]
+
+
+def config_map(path: str = "overlays/cpu") -> dict:
+    return objects(path, "ConfigMap")[0]["data"]
+
+
+def test_ports_and_probes_match_the_server():
+    container = pod()["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"grpc": DEFAULT_PORT, "http-metrics": TelemetryConfig().metrics_port}
+    assert config_map()["SYRINX_PORT"] == str(DEFAULT_PORT)
+    assert config_map()["SYRINX_METRICS_PORT"] == str(TelemetryConfig().metrics_port)
+    probes = {name: container[name]["grpc"] for name in ("startupProbe", "readinessProbe", "livenessProbe")}
+    assert all(p["port"] == DEFAULT_PORT for p in probes.values())
+    assert probes["readinessProbe"]["service"] == SERVICE_NAME  # not ready while loading or draining
+    assert probes["livenessProbe"]["service"] == probes["startupProbe"]["service"] == ""
+    assert "initialDelaySeconds" not in container["startupProbe"]  # the startup probe covers loading
+    (service,) = objects("overlays/cpu", "Service")
+    grpc_port = next(p for p in service["spec"]["ports"] if p["name"] == "grpc")
+    assert (grpc_port["port"], grpc_port["appProtocol"]) == (DEFAULT_PORT, "grpc")
+
+
+def test_drain_fits_in_the_termination_grace():
+    spec, container = pod(), pod()["containers"][0]
+    drain = float(config_map()["SYRINX_DRAIN_SECONDS"])
+    assert drain == ServerConfig().drain_seconds
+    pre_stop = float(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+    assert spec["terminationGracePeriodSeconds"] > pre_stop + drain
+    liveness = container["livenessProbe"]
+    assert liveness["periodSeconds"] * liveness["failureThreshold"] > drain  # draining is not dying
+    (deployment,) = objects("overlays/cpu", "Deployment")
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_the_autoscaler_reads_the_metric_the_server_exports():
+    from test_telemetry import DOCUMENTED
+
+    (hpa,) = objects("overlays/cpu", "HorizontalPodAutoscaler")
+    metrics = {m["type"]: m for m in hpa["spec"]["metrics"]}
+    name = metrics["Pods"]["pods"]["metric"]["name"]
+    assert name == "syrinx_streams_active" and name in DOCUMENTED
+    assert float(metrics["Pods"]["pods"]["target"]["averageValue"]) < ServerConfig().scheduler.max_streams
+    assert metrics["Resource"]["resource"]["name"] == "cpu"
+    rules = yaml.safe_load(objects("monitoring", "ConfigMap")[0]["data"]["config.yaml"])["rules"]
+    assert any(name in rule["seriesQuery"] for rule in rules)
+
+
+def test_pods_are_locked_down():
+    spec = pod()
+    assert spec["securityContext"]["runAsNonRoot"] and spec["automountServiceAccountToken"] is False
+    security = spec["containers"][0]["securityContext"]
+    assert security["readOnlyRootFilesystem"] and not security["allowPrivilegeEscalation"]
+    assert security["capabilities"]["drop"] == ["ALL"]
+    voices = next(m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "voices")
+    assert voices["readOnly"] and voices["mountPath"] == config_map()["SYRINX_VOICES_DIR"]
+    assert objects("overlays/cpu", "NetworkPolicy") and objects("overlays/cpu", "PodDisruptionBudget")
+    (peer,) = objects("overlays/cpu", "PeerAuthentication")
+    assert peer["spec"]["mtls"]["mode"] == "STRICT"
+
+
+def test_dockerfile_passes_hadolint():
+    hadolint = Path(sys.executable).parent / "hadolint"
+    result = subprocess.run([str(hadolint), str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- the kubelet's part -------------------------------------------------------------------------
+
+
+def probe_status(channel: grpc.Channel, service: str) -> int:
+    return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
+
+
+def test_the_probes_service_names_follow_loading_serving_and_draining():
+    container = pod()["containers"][0]
+    services = {name: container[name]["grpc"]["service"] for name in ("startupProbe", "readinessProbe", "livenessProbe")}
+    server = ServerThread(ServerConfig(host="127.0.0.1", port=0))
+    serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+    try:
+        # Loading: every probe fails, so the startup probe holds the pod back.
+        assert {n: probe_status(server.channel, s) for n, s in services.items()} == dict.fromkeys(services, not_serving)
+        server.make_ready()
+        assert {n: probe_status(server.channel, s) for n, s in services.items()} == dict.fromkeys(services, serving)
+        # Draining with a stream in flight: not ready at once, while the stream still completes.
+        text = " ".join(f"Sentence {i} keeps this call busy while the pod drains." for i in range(6))
+        call = server.stub.StreamSynthesize(pb.StreamSynthesizeRequest(text=text, seed=1))
+        first = next(call)
+        drain = server.call_soon(server.running.drain(60))
+        assert probe_status_until_not_serving(server, services["readinessProbe"])
+        rest = list(call)
+        assert rest[-1].final and first.sequence_number == 0
+        drain.result(60)
+    finally:
+        server.stop()
+
+
+def probe_status_until_not_serving(server: ServerThread, service: str) -> bool:
+    """Watch the readiness service until it reports NOT_SERVING (the drain flips it at once)."""
+    watch = health_pb2_grpc.HealthStub(server.channel).Watch(health_pb2.HealthCheckRequest(service=service), timeout=30)
+    for reply in watch:
+        if reply.status == health_pb2.HealthCheckResponse.NOT_SERVING:
+            watch.cancel()
+            return True
+    return False
