@@ -3,6 +3,7 @@
 #   docker build --target gpu -t syrinx:gpu .    (torch's CUDA wheel; the driver comes from the node)
 # The default voice (en_US-joe-medium) is installed as a Python package; more Piper
 # voices come from a volume mounted at SYRINX_VOICES_DIR (see docs/deployment.md).
+# checkov:skip=CKV_DOCKER_7: the base image is a build argument whose default is pinned (3.11-slim-bookworm)
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- build: a virtual environment with Syrinx and its dependencies, nothing else ----

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 BUF := node_modules/.bin/buf
 
-.PHONY: install test run say proto lint bench-engine bench-grpc bench-load bench-telemetry clean
+.PHONY: install test run say proto lint policy bench-engine bench-grpc bench-load bench-telemetry clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,19 @@ proto: $(STAMP)
 
 lint: $(BUF)
 	$(BUF) lint
+
+# Policy scan of the rendered manifests and the Dockerfile (checkov, in its own venv: it is large).
+CHECKOV_VENV := .venv-checkov
+$(CHECKOV_VENV)/bin/checkov:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet "checkov>=3.2"
+
+policy: $(CHECKOV_VENV)/bin/checkov
+	mkdir -p build/k8s
+	for overlay in cpu gpu canary; do kubectl kustomize k8s/overlays/$$overlay > build/k8s/$$overlay.yaml; done
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework kubernetes \
+		-f build/k8s/cpu.yaml -f build/k8s/gpu.yaml -f build/k8s/canary.yaml
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework dockerfile -f Dockerfile
 
 ROUNDS ?= 5
 bench-engine: $(STAMP)

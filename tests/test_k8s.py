@@ -197,20 +197,18 @@ def test_the_probes_service_names_follow_loading_serving_and_draining():
         text = " ".join(f"Sentence {i} keeps this call busy while the pod drains." for i in range(6))
         call = server.stub.StreamSynthesize(pb.StreamSynthesizeRequest(text=text, seed=1))
         first = next(call)
+        # The kubelet's next readiness check, as a Watch opened before the drain (a new call after
+        # it would be refused, which the kubelet also counts as not ready).
+        watch = health_pb2_grpc.HealthStub(server.channel).Watch(
+            health_pb2.HealthCheckRequest(service=services["readinessProbe"]), timeout=60
+        )
+        assert next(watch).status == serving
         drain = server.call_soon(server.running.drain(60))
-        assert probe_status_until_not_serving(server, services["readinessProbe"])
+        assert next(watch).status == not_serving
+        watch.cancel()
         rest = list(call)
-        assert rest[-1].final and first.sequence_number == 0
+        assert first.sequence_number == 0 and rest[-1].final
         drain.result(60)
     finally:
         server.stop()
 
-
-def probe_status_until_not_serving(server: ServerThread, service: str) -> bool:
-    """Watch the readiness service until it reports NOT_SERVING (the drain flips it at once)."""
-    watch = health_pb2_grpc.HealthStub(server.channel).Watch(health_pb2.HealthCheckRequest(service=service), timeout=30)
-    for reply in watch:
-        if reply.status == health_pb2.HealthCheckResponse.NOT_SERVING:
-            watch.cancel()
-            return True
-    return False
