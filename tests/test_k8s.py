@@ -49,6 +49,7 @@ def group_of(obj: dict) -> str:
 
 @cache
 def istio_schemas() -> dict[tuple[str, str, str], dict]:
+    assert ISTIO_CRDS.is_file(), f"Istio CRD schemas not found at {ISTIO_CRDS} (shared/ beside the checkout)"
     schemas = {}
     for crd in yaml.safe_load_all(ISTIO_CRDS.read_text()):
         if not crd or crd.get("kind") != "CustomResourceDefinition":
