@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import shutil
+import signal
 import subprocess
 import sys
 from functools import cache
@@ -16,6 +17,7 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from syrinx.v1 import synthesizer_pb2 as pb
+from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
 from service_fixtures import ServerThread
 from syrinx.server.config import DEFAULT_PORT, ServerConfig
@@ -184,32 +186,49 @@ def probe_status(channel: grpc.Channel, service: str) -> int:
     return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
 
 
-def test_the_probes_service_names_follow_loading_serving_and_draining():
+def probe_services() -> dict[str, str]:
     container = pod()["containers"][0]
-    services = {name: container[name]["grpc"]["service"] for name in ("startupProbe", "readinessProbe", "livenessProbe")}
-    server = ServerThread(ServerConfig(host="127.0.0.1", port=0))
+    return {name: container[name]["grpc"]["service"] for name in ("startupProbe", "readinessProbe", "livenessProbe")}
+
+
+def test_the_probes_fail_while_the_voices_load_and_pass_once_warm():
+    services = probe_services()
+    server = ServerThread(ServerConfig(host="127.0.0.1", port=0))  # bound, voices not loaded yet
     serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
     try:
-        # Loading: every probe fails, so the startup probe holds the pod back.
+        # Loading: every probe fails, so the startup probe holds the pod back and no traffic comes.
         assert {n: probe_status(server.channel, s) for n, s in services.items()} == dict.fromkeys(services, not_serving)
         server.make_ready()
         assert {n: probe_status(server.channel, s) for n, s in services.items()} == dict.fromkeys(services, serving)
-        # Draining with a stream in flight: not ready at once, while the stream still completes.
-        text = " ".join(f"Sentence {i} keeps this call busy while the pod drains." for i in range(6))
-        call = server.stub.StreamSynthesize(pb.StreamSynthesizeRequest(text=text, seed=1))
-        first = next(call)
-        # The kubelet's next readiness check, as a Watch opened before the drain (a new call after
-        # it would be refused, which the kubelet also counts as not ready).
-        watch = health_pb2_grpc.HealthStub(server.channel).Watch(
-            health_pb2.HealthCheckRequest(service=services["readinessProbe"]), timeout=60
-        )
-        assert next(watch).status == serving
-        drain = server.call_soon(server.running.drain(60))
-        assert next(watch).status == not_serving
-        watch.cancel()
-        rest = list(call)
-        assert first.sequence_number == 0 and rest[-1].final
-        drain.result(60)
     finally:
         server.stop()
 
+
+def test_after_sigterm_readiness_fails_at_once_while_the_stream_in_flight_completes():
+    from test_server_process import ServerProcess
+
+    services = probe_services()
+    server = ServerProcess()  # the real `syrinx-server` process, as the kubelet sees it
+    channel = grpc.insecure_channel(server.address)
+    try:
+        stub = pb_grpc.SynthesizerStub(channel)
+        text = " ".join(f"Sentence {i} keeps this call busy while the pod drains." for i in range(6))
+        call = stub.StreamSynthesize(pb.StreamSynthesizeRequest(text=text, seed=1))
+        first = next(call)
+        # The kubelet's next readiness check, as a Watch opened before SIGTERM (a new call after
+        # it is refused, which the kubelet counts as not ready too).
+        watch = health_pb2_grpc.HealthStub(channel).Watch(
+            health_pb2.HealthCheckRequest(service=services["readinessProbe"]), timeout=60
+        )
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        server.process.send_signal(signal.SIGTERM)
+        assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        watch.cancel()
+        rest = list(call)
+        assert first.sequence_number == 0 and rest[-1].final
+        assert server.process.wait(timeout=60) == 0
+    finally:
+        channel.close()
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
