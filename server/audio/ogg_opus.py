@@ -91,7 +91,6 @@ class OggOpusEncoder:
         self._granule = 0  # 48 kHz samples of all packets written so far
         self.samples_in = 0  # real samples taken into frames so far (padding excluded)
         self._pending = np.zeros(0, dtype=np.int16)  # less than a frame, waiting for more
-        self._started = False
 
     def headers(self) -> bytes:
         tags = b"OpusTags" + struct.pack("<I", len(_VENDOR)) + _VENDOR + struct.pack("<I", 0)
@@ -114,8 +113,8 @@ class OggOpusEncoder:
             packets.append(self._packet(np.pad(self._pending, (0, self.frame_samples - len(self._pending)))))
             self._pending = np.zeros(0, dtype=np.int16)
         packets += [bytes(p) for p in self._codec.encode(None)]
+        # The exact end, not the packets' total: decoders trim the last frame's padding by it.
         exact_end = self.pre_skip + self.samples_in * self._to_granule
-        self._granule = exact_end  # decoders trim the padding of the last frame by this
         return self._pages.page(packets, exact_end, OggPageWriter.END)
 
     def _packet(self, frame: np.ndarray) -> bytes:
