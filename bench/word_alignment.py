@@ -15,7 +15,7 @@ import difflib
 import statistics
 
 from syrinx.server.engine import EngineConfig, default_voice_files, load_voice
-from syrinx.server.engine.words import _is_sound
+from syrinx.server.engine.words import _is_sound, sound_ids
 
 from tests.corpus import CORPUS
 
@@ -26,13 +26,9 @@ def main() -> None:
     scores, shown = [], []
     for text in CORPUS:
         for sentence in phonemizer.sentences(text, with_words=True):
-            sounds_by_id, position = {}, 2
-            for phoneme in sentence.phonemes:
-                if phoneme in phonemizer._id_map:
-                    sounds_by_id[position] = phoneme
-                    position += 2
+            sounds = sound_ids(sentence.phonemes, phonemizer._id_map)
             for word in sentence.words:
-                in_context = [sounds_by_id[i] for i in range(word.first_id, word.end_id, 2) if _is_sound(sounds_by_id[i])]
+                in_context = [p for p, first, _ in sounds if word.first_id <= first < word.end_id]
                 written = text[word.char_start : word.char_end]
                 alone = [p for p in phonemizer._word_phonemes(written) if _is_sound(p)]
                 score = difflib.SequenceMatcher(None, in_context, alone).ratio()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from syrinx.server.engine import AudioChunk, SentenceStart, SynthesisOptions
-from syrinx.server.engine.words import _is_sound
+from syrinx.server.engine.words import _is_sound, sound_ids
 
 from corpus import CORPUS
 
@@ -48,14 +48,8 @@ def test_word_times_are_ordered_do_not_overlap_and_cover_every_spoken_phoneme(en
     assert all(0 <= a <= b <= total for a, b in spans)
     assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:]))
     for start in starts:  # every id of a sound (not a pause or punctuation) lies inside a word
-        sound_ids, position = [], 2
-        for phoneme in start.phonemes:
-            if phoneme in id_map:
-                if _is_sound(phoneme):
-                    sound_ids.append(position)
-                position += 2
         covered = {i for w in start.words for i in range(w.first_id, w.end_id)}
-        assert set(sound_ids) <= covered
+        assert {i for _, first, end in sound_ids(start.phonemes, id_map) for i in range(first, end)} <= covered
 
 
 def test_each_word_gets_the_phonemes_it_has_on_its_own(voice):
@@ -63,13 +57,9 @@ def test_each_word_gets_the_phonemes_it_has_on_its_own(voice):
     scores = []
     for text in CORPUS:
         for sentence in voice.phonemizer.sentences(text, with_words=True):
-            sounds_by_id, position = {}, 2
-            for phoneme in sentence.phonemes:
-                if phoneme in voice.phonemizer._id_map:
-                    sounds_by_id[position] = phoneme
-                    position += 2
+            sounds = sound_ids(sentence.phonemes, voice.phonemizer._id_map)
             for word in sentence.words:
-                in_context = [sounds_by_id[i] for i in range(word.first_id, word.end_id, 2) if _is_sound(sounds_by_id.get(i, " "))]
+                in_context = [p for p, first, _ in sounds if word.first_id <= first < word.end_id]
                 alone = [p for p in voice.phonemizer._word_phonemes(text[word.char_start : word.char_end]) if _is_sound(p)]
                 scores.append(difflib.SequenceMatcher(None, in_context, alone).ratio())
     assert np.median(scores) == 1.0  # most words keep exactly their own phonemes

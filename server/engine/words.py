@@ -39,6 +39,21 @@ def _is_sound(phoneme: str) -> bool:
     return not (phoneme.isspace() or phoneme in _STRESS or unicodedata.category(phoneme[0])[0] in "PC")
 
 
+def sound_ids(phonemes: Sequence[str], id_map: Mapping[str, Sequence[int]]) -> list[tuple[str, int, int]]:
+    """Each sound of a sentence (not a pause, stress mark or unknown phoneme) with its ids ``[first, end)``,
+    laid out as Piper's ``phonemes_to_ids`` lays them: BOS, pad, then each phoneme followed by a pad."""
+    sounds = []
+    position = len(id_map[_BOS]) + len(id_map[_PAD])
+    for phoneme in phonemes:
+        if phoneme not in id_map:  # dropped from the ids, as Piper does
+            continue
+        width = len(id_map[phoneme])
+        if _is_sound(phoneme):
+            sounds.append((phoneme, position, position + width))
+        position += width + len(id_map[_PAD])
+    return sounds
+
+
 def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
     """The token without leading and trailing punctuation: ``"(yes),"`` is the word ``yes``."""
     while start < end and unicodedata.category(text[start])[0] in "PC":
@@ -76,15 +91,9 @@ def align_words(
     spoken: list[str] = []
     places: list[tuple[int, int, int]] = []  # (sentence, first id, end id) of each spoken phoneme
     for index, phonemes in enumerate(sentences):
-        position = len(id_map[_BOS]) + len(id_map[_PAD])
-        for phoneme in phonemes:
-            if phoneme not in id_map:  # dropped from the ids, as Piper does
-                continue
-            width = len(id_map[phoneme])
-            if _is_sound(phoneme):
-                spoken.append(phoneme)
-                places.append((index, position, position + width))
-            position += width + len(id_map[_PAD])
+        for phoneme, first, end in sound_ids(phonemes, id_map):
+            spoken.append(phoneme)
+            places.append((index, first, end))
 
     owner = _owners(text_phonemes, text_labels, spoken)
     per_sentence: list[list[WordSpan]] = [[] for _ in sentences]
