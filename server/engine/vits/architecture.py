@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -126,7 +127,7 @@ class ConvTranspose1d(nn.ConvTranspose1d):
         if cached is None or cached[0] != key:
             stride, size = self.stride[0], self.kernel_size[0]
             taps = -(-size // stride)
-            w = torch.nn.functional.pad(self.weight.detach(), (0, taps * stride - size))  # (in, out, taps*stride)
+            w = F.pad(self.weight.detach(), (0, taps * stride - size))  # (in, out, taps*stride)
             w = w.reshape(self.in_channels, self.out_channels, taps, stride)  # [c, o, j, r] = w[c, o, j*stride + r]
             w = w.flip(2).permute(3, 1, 0, 2)  # (r, o, c, t) with t = taps - 1 - j
             w = w.reshape(stride * self.out_channels, self.in_channels, 1, taps)
@@ -149,6 +150,10 @@ class PointwiseConv1d(nn.Conv1d):
         if self.bias is None:
             return torch.bmm(weight, x)
         return torch.baddbmm(self.bias[None, :, None], weight, x)
+
+    def time_major(self, x: torch.Tensor) -> torch.Tensor:
+        """The same conv for ``(batch, time, channels)`` input, giving time-major output."""
+        return F.linear(x, self.weight[:, :, 0], self.bias)
 
 
 class ArchitectureError(ValueError):

@@ -93,12 +93,13 @@ class ConvFlow(nn.Module):
         params_per_channel = self.proj.out_channels // self.half_channels
         self.num_bins = (params_per_channel + 1) // 3
 
-    def reverse(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    def reverse(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor, mask_tm: torch.Tensor) -> torch.Tensor:
+        """``x (batch, 2 * half, time)`` with its ``mask``; ``g`` is time-major conditioning, ``mask_tm`` its mask."""
         x0, x1 = torch.split(x, [self.half_channels, self.half_channels], dim=1)
-        h = self.convs(self.pre(x0), mask, g=g)
-        h = self.proj(h) * mask
+        h = self.convs(self.pre.time_major(x0.transpose(1, 2)), mask_tm, g=g)
+        h = self.proj.time_major(h) * mask_tm  # (batch, time, half * params)
         batch, _, length = x0.shape
-        h = h.reshape(batch, self.half_channels, -1, length).permute(0, 1, 3, 2)
+        h = h.reshape(batch, length, self.half_channels, -1).transpose(1, 2)
         scale = math.sqrt(self.filter_channels)
         bins = self.num_bins
         x1 = inverse_rational_quadratic_spline(x1, h[..., :bins] / scale, h[..., bins : 2 * bins] / scale, h[..., 2 * bins :])
@@ -125,14 +126,15 @@ class StochasticDurationPredictor(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
         """Log-durations ``(batch, 1, phonemes)`` from encoder states and scaled noise ``(batch, 2, phonemes)``."""
-        x = self.pre(x)
+        mask_tm = mask.transpose(1, 2)
+        x = self.pre.time_major(x.transpose(1, 2))
         if g is not None and self.cond is not None:
-            x = x + self.cond(g)
-        x = self.proj(self.convs(x, mask)) * mask
+            x = x + self.cond(g).transpose(1, 2)
+        x = self.proj.time_major(self.convs(x, mask_tm)) * mask_tm
         z = noise
         for i in sorted(self.flow_ids, reverse=True):
             z = torch.flip(z, [1])
-            z = self.flows[str(i)].reverse(z, mask, g=x)
+            z = self.flows[str(i)].reverse(z, mask, x, mask_tm)
         z = torch.flip(z, [1])
         z = self.flows["0"].reverse(z, mask)
         return z[:, :1]
