@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 BUF := node_modules/.bin/buf
 
-.PHONY: install test run say proto lint policy bench-engine bench-grpc bench-load bench-telemetry clean
+.PHONY: install test run say proto lint policy bench-engine gpu-kit bench-grpc bench-load bench-telemetry clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ policy: $(CHECKOV_VENV)/bin/checkov
 ROUNDS ?= 5
 bench-engine: $(STAMP)
 	$(PY) -m bench.engine_bench --rounds $(ROUNDS) $(BENCH_ARGS)
+
+# What the GPU figures need on a machine without espeak or the voice package (bench/gpu_kit.py):
+# float16 weights, the texts phonemized here, onnxruntime's reference audio. docs/engine.md says how to run it.
+gpu-kit: $(STAMP)
+	$(PY) -m bench.gpu_kit export --kit gpukit
 
 bench-telemetry: $(STAMP)
 	$(PY) -m bench.telemetry_bench

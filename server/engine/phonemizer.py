@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 from .errors import InvalidTextError
 from .words import WordSpan, align_words
@@ -33,6 +33,12 @@ class PhonemizedSentence:
     unknown_phonemes: tuple[str, ...] = ()
     # The words of the text this sentence starts speaking (only when asked for: see words.py).
     words: tuple[WordSpan, ...] = ()
+
+
+class Phonemizer(Protocol):
+    """Text to the sentences a voice speaks (what :class:`Voice` needs from its text front-end)."""
+
+    def sentences(self, text: str, with_words: bool = False) -> list[PhonemizedSentence]: ...
 
 
 class PiperPhonemizer:

@@ -7,14 +7,14 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
 from .config import EngineConfig
 from .errors import InvalidOptionError, VoiceLoadError, VoiceNotFoundError
 from .onnx_voice import read_voice_network
-from .phonemizer import PiperPhonemizer
+from .phonemizer import Phonemizer, PiperPhonemizer
 from .vits.architecture import ArchitectureError
 from .vits.model import VitsModel
 
@@ -54,7 +54,7 @@ class VoiceFiles:
 class Voice:
     """A loaded voice: its description, network and phonemizer."""
 
-    def __init__(self, info: VoiceInfo, model: VitsModel, phonemizer: PiperPhonemizer, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(self, info: VoiceInfo, model: VitsModel, phonemizer: Phonemizer, device: torch.device, dtype: torch.dtype) -> None:
         self.info = info
         self.model = model
         self.phonemizer = phonemizer
@@ -139,7 +139,12 @@ def _build_model(files: VoiceFiles) -> VitsModel:
     return model
 
 
-def load_voice(files: VoiceFiles, config: EngineConfig) -> Voice:
+def load_voice(
+    files: VoiceFiles,
+    config: EngineConfig,
+    make_phonemizer: Callable[[Mapping[str, Any], int], Phonemizer] = PiperPhonemizer,
+) -> Voice:
+    """Load a Piper voice; ``make_phonemizer(voice_config, max_sentence_phonemes)`` builds its text front-end."""
     started = time.perf_counter()
     voice_config = _read_config(files.config_path)
     model = _build_model(files)
@@ -171,7 +176,7 @@ def load_voice(files: VoiceFiles, config: EngineConfig) -> Voice:
         model_path=files.model_path,
         defaults=defaults,
     )
-    phonemizer = PiperPhonemizer(voice_config, config.max_sentence_phonemes)
+    phonemizer = make_phonemizer(voice_config, config.max_sentence_phonemes)
     log.info("loaded voice %s from %s in %.2fs", files.name, files.model_path, time.perf_counter() - started)
     return Voice(info, model, phonemizer, device, dtype)
 

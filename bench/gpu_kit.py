@@ -1,0 +1,295 @@
+"""The engine's GPU figures, from a kit small enough to travel to a machine without the voice package or espeak.
+
+The machine lent for CUDA runs (see ``docs/engine.md``) has torch, onnx and
+numpy, but neither ``piper-tts`` (espeak-ng) nor the voice package, and what
+travels there is capped at 64 MiB. ``export`` runs here and writes a kit:
+
+  voice.onnx        the default voice, weights rounded to float16 (31 MB instead of 63);
+                    the engine's own loader reads it as it reads any Piper voice
+  voice.onnx.json   the voice's config
+  texts.json        every text ``run`` speaks, phonemized here by the real phonemizer
+  reference.npz     onnxruntime's audio for the parity corpus, noise off, computed
+                    here from the same rounded weights (so rounding cancels out)
+
+``run`` runs there (or here, on the CPU, as a check of the kit itself):
+
+* parity: each sentence of the parity corpus decoded as one window, relative
+  L2 error against onnxruntime for float32 (target 1e-3) and, on CUDA, for the
+  float16 and bfloat16 decoder (target 1e-2);
+* first audio: streamed, short / medium / long text, median of ``--runs``
+  (target on CUDA: 10 ms);
+* throughput: B sentences (1.5-3 s each) encoded in one batch, then their
+  decode windows under the server's chunk policy, the k-th window of every
+  sentence in one batched call; audio seconds per wall second (target: 1000x
+  real time at batch 64).
+
+It prints a table and, with ``--json``, writes the figures. Not a test.
+
+    python -m bench.gpu_kit export --kit gpukit
+    python -m bench.gpu_kit run --kit gpukit --device cuda --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from syrinx.server.engine import (
+    AudioChunk,
+    Engine,
+    EngineConfig,
+    SynthesisOptions,
+    VoiceFiles,
+    default_voice_files,
+    load_voice,
+)
+from syrinx.server.engine.engine import DecodeWindow
+from syrinx.server.engine.errors import InvalidTextError
+from syrinx.server.engine.phonemizer import PhonemizedSentence
+
+KIT_VOICE = "voice.onnx"
+KIT_TEXTS = "texts.json"
+KIT_REFERENCE = "reference.npz"
+NO_NOISE = SynthesisOptions(length_scale=1.0, noise_scale=0.0, noise_w=0.0)
+TARGETS = {"parity_float32": 1e-3, "parity_half": 1e-2, "first_audio_ms_cuda": 10.0, "x_real_time_batch_64": 1000.0}
+
+
+# ---------------------------------------------------------------- the kit's phonemizer
+
+
+class KitPhonemizer:
+    """The sentences the real phonemizer made at export time, looked up by text.
+
+    Only for this benchmark, on a machine without espeak-ng: any other text is
+    an error, never a guess.
+    """
+
+    def __init__(self, table: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+        self._table = {
+            text: [PhonemizedSentence(tuple(s["phonemes"]), tuple(s["phoneme_ids"])) for s in sentences]
+            for text, sentences in table.items()
+        }
+
+    def sentences(self, text: str, with_words: bool = False) -> list[PhonemizedSentence]:
+        if with_words:
+            raise InvalidTextError("the benchmark kit has no word timestamps")
+        try:
+            return list(self._table[text])
+        except KeyError:
+            raise InvalidTextError(f"text not phonemized in the kit: {text[:60]!r}") from None
+
+
+@dataclass(frozen=True)
+class Kit:
+    directory: Path
+    texts: Mapping[str, Any]  # {"parity": [...], "latency": {name: text}, "load": [...], "sentences": {text: [...]}}
+
+    @classmethod
+    def open(cls, directory: Path) -> "Kit":
+        return cls(directory, json.loads((directory / KIT_TEXTS).read_text()))
+
+    def voice_files(self) -> VoiceFiles:
+        return VoiceFiles("en_US-joe-medium (kit, float16 weights)", self.directory / KIT_VOICE, self.directory / (KIT_VOICE + ".json"))
+
+    def load(self, config: EngineConfig):
+        table = self.texts["sentences"]
+        return load_voice(self.voice_files(), config, make_phonemizer=lambda _config, _max: KitPhonemizer(table))
+
+    def reference(self) -> dict[str, np.ndarray]:
+        with np.load(self.directory / KIT_REFERENCE) as data:
+            return {name: data[name] for name in data.files}
+
+
+def _reference_key(text_index: int, sentence_index: int) -> str:
+    return f"t{text_index}_s{sentence_index}"
+
+
+# ---------------------------------------------------------------- export (here)
+
+
+def _rounded_model(source: Path):
+    """The voice's ONNX graph with every weight (float32, two or more values) rounded to float16.
+
+    Scalars stay: they are graph constants (sqrt(d), epsilons) that our code
+    writes as numbers, not weights it reads.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(source))
+    rounded = onnx.ModelProto()
+    rounded.CopyFrom(model)
+    for index, tensor in enumerate(model.graph.initializer):
+        array = numpy_helper.to_array(tensor)
+        if array.dtype == np.float32 and array.size >= 2:
+            rounded.graph.initializer[index].CopyFrom(numpy_helper.from_array(array.astype(np.float16), tensor.name))
+            model.graph.initializer[index].CopyFrom(numpy_helper.from_array(array.astype(np.float16).astype(np.float32), tensor.name))
+    return rounded, model  # (float16 storage for the kit, the same values in float32 for onnxruntime)
+
+
+def default_texts() -> dict[str, Any]:
+    """What ``run`` speaks: the parity tests' corpus, the engine benchmark's texts, the load benchmark's sentences."""
+    from bench.engine_bench import TEXTS
+    from bench.load_bench import CORPUS as LOAD_CORPUS
+    from tests.corpus import CORPUS as PARITY_CORPUS
+
+    return {"parity": list(PARITY_CORPUS), "latency": dict(TEXTS), "load": list(LOAD_CORPUS)}
+
+
+def export(kit_dir: Path, texts: Mapping[str, Any] | None = None) -> None:
+    from piper.config import PiperConfig, SynthesisConfig
+    from piper.voice import PiperVoice
+    import onnxruntime
+
+    kit_dir.mkdir(parents=True, exist_ok=True)
+    files = default_voice_files()
+    config_text = files.config_path.read_text()
+    (kit_dir / (KIT_VOICE + ".json")).write_text(config_text)
+    half, rounded = _rounded_model(files.model_path)
+    (kit_dir / KIT_VOICE).write_bytes(half.SerializeToString())
+
+    voice = load_voice(files, EngineConfig())
+    texts = dict(texts or default_texts())
+    every_text = [*texts["parity"], *texts["latency"].values(), *texts["load"]]
+    texts["sentences"] = {
+        text: [{"phonemes": list(s.phonemes), "phoneme_ids": list(s.phoneme_ids)} for s in voice.phonemizer.sentences(text)]
+        for text in every_text
+    }
+    (kit_dir / KIT_TEXTS).write_text(json.dumps(texts, ensure_ascii=False))
+
+    session = onnxruntime.InferenceSession(rounded.SerializeToString(), providers=["CPUExecutionProvider"])
+    piper = PiperVoice(session=session, config=PiperConfig.from_dict(json.loads(config_text)))
+    no_noise = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0, length_scale=1.0)
+    reference = {}
+    for t, text in enumerate(texts["parity"]):
+        for s, sentence in enumerate(texts["sentences"][text]):
+            audio = piper.phoneme_ids_to_audio(sentence["phoneme_ids"], no_noise)
+            reference[_reference_key(t, s)] = np.asarray(audio, dtype=np.float32)
+    np.savez_compressed(kit_dir / KIT_REFERENCE, **reference)
+    size = sum(p.stat().st_size for p in kit_dir.iterdir()) / 2**20
+    print(f"kit written to {kit_dir}: {len(every_text)} texts, {len(reference)} reference sentences, {size:.1f} MiB")
+
+
+# ---------------------------------------------------------------- run (there)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def relative_l2(ours: np.ndarray, reference: np.ndarray) -> float:
+    if ours.shape != reference.shape:
+        return float("inf")  # different durations: as far from parity as it gets
+    ref = reference.astype(np.float64)
+    return float(np.linalg.norm(ours.astype(np.float64) - ref) / max(np.linalg.norm(ref), 1e-12))
+
+
+def parity(kit: Kit, engine: Engine, voice) -> dict[str, float]:
+    """Relative L2 error of every parity sentence (one window each) against onnxruntime."""
+    reference = kit.reference()
+    errors = []
+    for t, text in enumerate(kit.texts["parity"]):
+        sentences = voice.phonemizer.sentences(text)
+        for s, encoded in enumerate(engine.encode(engine.sentence_requests(voice, sentences, NO_NOISE))):
+            (audio,) = engine.decode([DecodeWindow(encoded, 0, encoded.num_frames)])
+            errors.append(relative_l2(audio, reference[_reference_key(t, s)]))
+    return {"sentences": len(errors), "median": statistics.median(errors), "max": max(errors)}
+
+
+def first_audio_ms(engine: Engine, voice, text: str, runs: int, device: str) -> float:
+    options = SynthesisOptions(seed=1)
+    times = []
+    for _ in range(runs + 1):  # the first run is discarded: it picks kernels
+        _sync(device)
+        started = time.perf_counter()
+        for event in engine.stream(voice, text, options):
+            if isinstance(event, AudioChunk):
+                times.append((time.perf_counter() - started) * 1e3)
+                break
+    return statistics.median(times[1:])
+
+
+def batched_x_real_time(engine: Engine, voice, texts: Sequence[str], batch: int, device: str) -> dict[str, float]:
+    """Encode ``batch`` sentences in one call, then decode window k of every sentence in one call."""
+    sentences = [voice.phonemizer.sentences(texts[i % len(texts)])[0] for i in range(batch)]
+    requests = engine.sentence_requests(voice, sentences, SynthesisOptions(seed=1))
+    _sync(device)
+    started = time.perf_counter()
+    encoded = engine.encode(requests)
+    schedules = [engine.config.chunks.windows(e.num_frames) for e in encoded]
+    first_audio = None
+    for k in range(max(len(s) for s in schedules)):
+        windows = [DecodeWindow(e, *s[k]) for e, s in zip(encoded, schedules) if k < len(s)]
+        engine.decode(windows)
+        if first_audio is None:
+            first_audio = time.perf_counter() - started
+    _sync(device)
+    elapsed = time.perf_counter() - started
+    audio_s = sum(e.num_samples for e in encoded) / voice.info.sample_rate
+    return {"batch": batch, "audio_s": audio_s, "wall_s": elapsed, "x_real_time": audio_s / elapsed, "first_window_ms": first_audio * 1e3}
+
+
+def run(kit: Kit, device: str, dtypes: Sequence[str], runs: int, batches: Sequence[int]) -> dict[str, Any]:
+    results: dict[str, Any] = {"machine": _machine(device), "targets": TARGETS, "by_dtype": {}}
+    for dtype in dtypes:
+        engine = Engine(EngineConfig(device=device, dtype=dtype))
+        voice = kit.load(engine.config)
+        row: dict[str, Any] = {"parity": parity(kit, engine, voice)}
+        row["first_audio_ms"] = {name: first_audio_ms(engine, voice, text, runs, device) for name, text in kit.texts["latency"].items()}
+        batched_x_real_time(engine, voice, kit.texts["load"], max(batches), device)  # warm-up: kernels for every shape
+        row["throughput"] = [batched_x_real_time(engine, voice, kit.texts["load"], b, device) for b in batches]
+        results["by_dtype"][dtype] = row
+        _print_row(dtype, row)
+        del voice, engine
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+    return results
+
+
+def _print_row(dtype: str, row: Mapping[str, Any]) -> None:
+    p = row["parity"]
+    target = TARGETS["parity_float32"] if dtype == "float32" else TARGETS["parity_half"]
+    print(f"\n{dtype}: parity over {p['sentences']} sentences, relative L2 median {p['median']:.2e}, max {p['max']:.2e} (target {target:g})")
+    print("  first audio ms (streamed, median): " + ", ".join(f"{k} {v:.1f}" for k, v in row["first_audio_ms"].items()))
+    print(f"  {'batch':>6}{'audio s':>10}{'wall ms':>10}{'x real time':>13}{'first window ms':>17}")
+    for t in row["throughput"]:
+        print(f"  {t['batch']:>6}{t['audio_s']:>10.1f}{t['wall_s'] * 1e3:>10.1f}{t['x_real_time']:>13.1f}{t['first_window_ms']:>17.1f}")
+
+
+def _machine(device: str) -> str:
+    gpu = f", {torch.cuda.get_device_name()}" if device.startswith("cuda") else ""
+    return f"{platform.processor() or platform.machine()}{gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=("export", "run"))
+    parser.add_argument("--kit", type=Path, default=Path("gpukit"))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtypes", default=None, help="comma-separated; default float32,float16,bfloat16 on CUDA, float32 on the CPU")
+    parser.add_argument("--runs", type=int, default=15, help="first-audio runs per text")
+    parser.add_argument("--batches", default="1,8,32,64,128")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    if args.command == "export":
+        export(args.kit)
+        return
+    dtypes = args.dtypes.split(",") if args.dtypes else (["float32", "float16", "bfloat16"] if args.device.startswith("cuda") else ["float32"])
+    print(f"machine: {_machine(args.device)}")
+    results = run(Kit.open(args.kit), args.device, dtypes, args.runs, [int(b) for b in args.batches.split(",")])
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
