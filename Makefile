@@ -63,7 +63,7 @@ bench-engine: $(STAMP)
 # What the GPU figures need on a machine without espeak or the voice package (bench/gpu_kit.py):
 # float16 weights, the texts phonemized here, onnxruntime's reference audio. docs/engine.md says how to run it.
 gpu-kit: $(STAMP)
-	$(PY) -m bench.gpu_kit export --kit gpukit
+	$(PY) -m bench.gpu_kit export --kit gpukit --wheels
 
 bench-telemetry: $(STAMP)
 	$(PY) -m bench.telemetry_bench

@@ -27,12 +27,15 @@ It prints a table and, with ``--json``, writes the figures. Not a test.
 
     python -m bench.gpu_kit export --kit gpukit
     python -m bench.gpu_kit run --kit gpukit --device cuda --json out.json
+    python -m bench.gpu_kit serve --kit gpukit --device cuda --port 50051   # then bench.load_bench --address
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import platform
 import statistics
 import time
@@ -44,15 +47,17 @@ import numpy as np
 import torch
 
 from syrinx.server.engine import (
+    DEFAULT_VOICE,
     AudioChunk,
     Engine,
     EngineConfig,
     SynthesisOptions,
+    VoiceCatalog,
     VoiceFiles,
     default_voice_files,
     load_voice,
 )
-from syrinx.server.engine.engine import DecodeWindow
+from syrinx.server.engine.engine import WARM_UP_TEXT, DecodeWindow
 from syrinx.server.engine.errors import InvalidTextError
 from syrinx.server.engine.phonemizer import PhonemizedSentence
 
@@ -98,7 +103,7 @@ class Kit:
         return cls(directory, json.loads((directory / KIT_TEXTS).read_text()))
 
     def voice_files(self) -> VoiceFiles:
-        return VoiceFiles("en_US-joe-medium (kit, float16 weights)", self.directory / KIT_VOICE, self.directory / (KIT_VOICE + ".json"))
+        return VoiceFiles(DEFAULT_VOICE, self.directory / KIT_VOICE, self.directory / (KIT_VOICE + ".json"))
 
     def load(self, config: EngineConfig):
         table = self.texts["sentences"]
@@ -145,7 +150,37 @@ def default_texts() -> dict[str, Any]:
     return {"parity": list(PARITY_CORPUS), "latency": dict(TEXTS), "load": list(LOAD_CORPUS)}
 
 
-def export(kit_dir: Path, texts: Mapping[str, Any] | None = None) -> None:
+# What the gRPC server needs beyond the GPU machine's own packages (torch, onnx, numpy, typing-extensions),
+# with their dependencies; the versions are the ones installed here. PyAV is left out: 35 MB, and only
+# Opus output needs it (the server imports it on first use).
+SERVER_PACKAGES = (
+    "grpcio", "grpcio-health-checking", "grpcio-reflection", "grpcio-status", "protobuf", "soxr",
+    "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-grpc", "opentelemetry-exporter-prometheus", "prometheus-client",
+)
+DEVICE_HAS = ("numpy", "typing_extensions")
+DEVICE_PYTHON = "3.12"
+
+
+def download_wheels(directory: Path) -> None:
+    """Wheels of :data:`SERVER_PACKAGES` for the GPU machine's Python (linux x86-64), from PyPI."""
+    import subprocess
+    import sys
+    from importlib.metadata import version
+
+    pins = [f"{name}=={version(name)}" for name in SERVER_PACKAGES]
+    platforms = [arg for tag in ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+                 for arg in ("--platform", tag)]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--python-version", DEVICE_PYTHON,
+         "--implementation", "cp", *platforms, "--dest", str(directory), *pins],
+        check=True,
+    )
+    for wheel in directory.glob("*.whl"):
+        if wheel.name.split("-")[0].lower() in DEVICE_HAS:
+            wheel.unlink()
+
+
+def export(kit_dir: Path, texts: Mapping[str, Any] | None = None, wheels: bool = False) -> None:
     from piper.config import PiperConfig, SynthesisConfig
     from piper.voice import PiperVoice
     import onnxruntime
@@ -159,7 +194,7 @@ def export(kit_dir: Path, texts: Mapping[str, Any] | None = None) -> None:
 
     voice = load_voice(files, EngineConfig())
     texts = dict(texts or default_texts())
-    every_text = [*texts["parity"], *texts["latency"].values(), *texts["load"]]
+    every_text = [*texts["parity"], *texts["latency"].values(), *texts["load"], WARM_UP_TEXT]  # the server warms up with the last
     texts["sentences"] = {
         text: [{"phonemes": list(s.phonemes), "phoneme_ids": list(s.phoneme_ids)} for s in voice.phonemizer.sentences(text)]
         for text in every_text
@@ -175,7 +210,9 @@ def export(kit_dir: Path, texts: Mapping[str, Any] | None = None) -> None:
             audio = piper.phoneme_ids_to_audio(sentence["phoneme_ids"], no_noise)
             reference[_reference_key(t, s)] = np.asarray(audio, dtype=np.float32)
     np.savez_compressed(kit_dir / KIT_REFERENCE, **reference)
-    size = sum(p.stat().st_size for p in kit_dir.iterdir()) / 2**20
+    if wheels:
+        download_wheels(kit_dir / "wheels")
+    size = sum(p.stat().st_size for p in kit_dir.rglob("*") if p.is_file()) / 2**20
     print(f"kit written to {kit_dir}: {len(every_text)} texts, {len(reference)} reference sentences, {size:.1f} MiB")
 
 
@@ -256,6 +293,17 @@ def run(kit: Kit, device: str, dtypes: Sequence[str], runs: int, batches: Sequen
     return results
 
 
+def serve(kit: Kit, server_args: Sequence[str]) -> int:
+    """The gRPC server (``syrinx serve`` flags) with the kit's voice, for the load benchmark's ``--address``."""
+    from syrinx.server.app import serve as serve_grpc
+    from syrinx.server.config import load_config
+    from syrinx.server.logs import configure_logging
+
+    config = load_config(server_args, os.environ)
+    configure_logging(config.log_level, config.log_format)
+    return asyncio.run(serve_grpc(config, os.environ, load_catalog=lambda engine: VoiceCatalog([kit.load(engine)])))
+
+
 def _print_row(dtype: str, row: Mapping[str, Any]) -> None:
     p = row["parity"]
     target = TARGETS["parity_float32"] if dtype == "float32" else TARGETS["parity_half"]
@@ -273,16 +321,21 @@ def _machine(device: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("export", "run"))
+    parser.add_argument("command", choices=("export", "run", "serve"), help="serve: any other flags go to the server")
     parser.add_argument("--kit", type=Path, default=Path("gpukit"))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtypes", default=None, help="comma-separated; default float32,float16,bfloat16 on CUDA, float32 on the CPU")
     parser.add_argument("--runs", type=int, default=15, help="first-audio runs per text")
     parser.add_argument("--batches", default="1,8,32,64,128")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args()
+    parser.add_argument("--wheels", action="store_true", help="export: also fetch the server's wheels for the GPU machine")
+    args, server_args = parser.parse_known_args()
+    if args.command == "serve":
+        raise SystemExit(serve(Kit.open(args.kit), ["--device", args.device, *server_args]))
+    if server_args:
+        parser.error(f"unrecognized arguments: {' '.join(server_args)}")
     if args.command == "export":
-        export(args.kit)
+        export(args.kit, wheels=args.wheels)
         return
     dtypes = args.dtypes.split(",") if args.dtypes else (["float32", "float16", "bfloat16"] if args.device.startswith("cuda") else ["float32"])
     print(f"machine: {_machine(args.device)}")

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
 from .config import ServerConfig, load_config
+from .engine import EngineConfig, VoiceCatalog
 from .engine.errors import SyrinxError
 from .logs import configure_logging
 from .service import SynthesisService
@@ -75,18 +76,23 @@ async def make_ready(running: RunningServer) -> None:
     await running.mark(health_pb2.HealthCheckResponse.SERVING)
 
 
-async def serve(config: ServerConfig, environ: Mapping[str, str]) -> int:
+async def serve(
+    config: ServerConfig,
+    environ: Mapping[str, str],
+    load_catalog: Callable[[EngineConfig], VoiceCatalog] = VoiceCatalog.load,
+) -> int:
+    """Serve until SIGTERM/SIGINT, then drain; ``load_catalog`` gives the voices (default: bundled + mounted)."""
     telemetry, endpoint = serving_telemetry(config.telemetry, config.host, environ)
     try:
-        return await _serve(config, telemetry)
+        return await _serve(config, telemetry, SynthesisService(config, telemetry, load_catalog))
     finally:
         if endpoint is not None:
             endpoint.close()
         telemetry.shutdown()
 
 
-async def _serve(config: ServerConfig, telemetry: Telemetry) -> int:
-    running = await create_server(config, telemetry=telemetry)
+async def _serve(config: ServerConfig, telemetry: Telemetry, service: SynthesisService) -> int:
+    running = await create_server(config, service, telemetry)
     log.info("listening on port %d; loading voices", running.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -15,7 +15,7 @@ import numpy as np
 
 from .audio import AudioRequest, OutputFormat
 from .config import ServerConfig
-from .engine import Engine, SentenceStart, SynthesisOptions, Voice, VoiceCatalog
+from .engine import Engine, EngineConfig, SentenceStart, SynthesisOptions, Voice, VoiceCatalog
 from .engine.errors import InvalidOptionError, InvalidTextError, SyrinxError
 from .scheduler import ScheduledStream, SchedulerLoop
 from .telemetry import Telemetry
@@ -100,8 +100,14 @@ class SpeechStream:
 
 
 class SynthesisService:
-    def __init__(self, config: ServerConfig, telemetry: Telemetry | None = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        telemetry: Telemetry | None = None,
+        load_catalog: Callable[[EngineConfig], VoiceCatalog] = VoiceCatalog.load,
+    ) -> None:
         self.config = config
+        self._load_catalog = load_catalog
         self._engine = Engine(config.engine)
         self._catalog: VoiceCatalog | None = None
         self._telemetry = telemetry
@@ -118,7 +124,7 @@ class SynthesisService:
         started = time.perf_counter()
         self._scheduler.start()
         run = self._scheduler.run_in_engine_thread
-        catalog = await run(lambda: VoiceCatalog.load(self.config.engine))
+        catalog = await run(lambda: self._load_catalog(self.config.engine))
         for voice in catalog:
             await run(lambda v=voice: self._engine.warm_up(v))
         self._catalog = catalog

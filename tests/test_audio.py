@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import sys
 import warnings
 
 import av
@@ -160,6 +161,14 @@ def test_an_opus_stream_starts_with_a_one_frame_chunk_then_chunks_as_produced():
     assert [c.num_samples for c in first] == [960, 3840]  # 20 ms at once, then the rest (the filter holds some back)
     second = list(encoder.push(speech_like(0.5)))
     assert len(second) == 1 and second[0].num_samples % 960 == 0
+
+
+def test_opus_without_pyav_is_a_clear_error_and_other_encodings_still_work(monkeypatch):
+    monkeypatch.setitem(sys.modules, "av", None)  # what `import av` meets where PyAV is not installed
+    with pytest.raises(UnsupportedAudioError, match="needs PyAV"):
+        AudioEncoderStream(AudioRequest(Encoding.OGG_OPUS, 48000).resolve(NATIVE, streaming=True))
+    pcm = AudioEncoderStream(AudioRequest(Encoding.LINEAR16).resolve(NATIVE, streaming=True))
+    assert sum(c.num_samples for c in pcm.push(speech_like(0.1))) == round(0.1 * NATIVE)
 
 
 # -- whole files and validation ------------------------------------------------------------

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import grpc
 import pytest
+from syrinx.v1 import synthesizer_pb2 as pb
 
 from bench.gpu_kit import Kit, KitPhonemizer, export, parity
-from syrinx.server.engine import Engine, EngineConfig, InvalidTextError
+from service_fixtures import ServerThread
+from syrinx.server.config import ServerConfig
+from syrinx.server.engine import Engine, EngineConfig, InvalidTextError, VoiceCatalog
 
 TEXTS = {
     "parity": ["Dr. Smith will see you at 4:30 tomorrow afternoon.", "Is this right? Yes, it is."],
@@ -46,3 +50,18 @@ def test_kit_voice_matches_onnxruntime_on_the_same_weights(kit):
     result = parity(kit, engine, voice)
     assert result["sentences"] == sum(len(kit.texts["sentences"][text]) for text in TEXTS["parity"])
     assert result["max"] <= 1e-3
+
+
+def test_a_server_on_the_kit_speaks_its_texts_and_refuses_others(kit):
+    """What `bench.gpu_kit serve` runs on the GPU machine: the real server, the kit's voice."""
+    server = ServerThread(ServerConfig(host="127.0.0.1", port=0), load_catalog=lambda engine: VoiceCatalog([kit.load(engine)]))
+    try:
+        server.make_ready()  # warms up with the engine's own text, which the kit carries
+        replies = list(server.stub.StreamSynthesize(pb.StreamSynthesizeRequest(text=TEXTS["load"][0], seed=1)))
+        assert sum(len(r.audio) for r in replies) > 22050  # over half a second of 16-bit audio
+        with pytest.raises(grpc.RpcError) as error:
+            list(server.stub.StreamSynthesize(pb.StreamSynthesizeRequest(text="Not in the kit.")))
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "not phonemized in the kit" in error.value.details()
+    finally:
+        server.stop()

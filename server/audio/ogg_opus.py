@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import struct
 
-import av
 import numpy as np
 
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)  # what the Opus codec accepts
@@ -66,12 +65,25 @@ class OggPageWriter:
         return bytes(page)
 
 
+def _pyav():
+    """PyAV, imported on first use: the import takes 0.17 s of start-up, and only Opus output needs it."""
+    try:
+        import av
+    except ImportError:
+        from .formats import UnsupportedAudioError  # formats imports this module's constants
+
+        raise UnsupportedAudioError("OGG_OPUS output needs PyAV (the 'av' package), which this server lacks") from None
+    return av
+
+
 class OggOpusEncoder:
     """Mono 16-bit PCM at one of :data:`OPUS_RATES` in, Ogg Opus pages out."""
 
     def __init__(self, sample_rate: int, bitrate: int = 32000, complexity: int = 5, serial: int = 0x5359524E) -> None:
         if sample_rate not in OPUS_RATES:
             raise ValueError(f"Opus takes {OPUS_RATES} Hz, not {sample_rate}")
+        av = _pyav()
+        self._frame_type = av.AudioFrame
         codec = av.CodecContext.create("libopus", "w")
         codec.sample_rate = sample_rate
         codec.layout = "mono"
@@ -118,7 +130,7 @@ class OggOpusEncoder:
         return self._pages.page(packets, exact_end, OggPageWriter.END)
 
     def _packet(self, frame: np.ndarray) -> bytes:
-        audio = av.AudioFrame.from_ndarray(np.ascontiguousarray(frame)[None, :], format="s16", layout="mono")
+        audio = self._frame_type.from_ndarray(np.ascontiguousarray(frame)[None, :], format="s16", layout="mono")
         audio.sample_rate = self.sample_rate
         (packet,) = self._codec.encode(audio)  # libopus: one packet per frame, no lookahead queue
         self._granule += self.frame_samples * self._to_granule

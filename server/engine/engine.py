@@ -138,6 +138,8 @@ class AudioChunk:
 # shapes repeat across sentences and windows so those kernels are reused.
 ID_BUCKET = 16
 FRAME_BUCKET = 8
+WARM_UP_TEXT = "Warming up the voice so the first caller hears it at once."
+
 # Non-streaming synthesis still decodes in windows of this many frames, one after
 # another: on the CPU a 1000-frame decode took 1.7x longer than the same frames
 # in 128-512-frame windows (its activations no longer fit in cache).
@@ -296,7 +298,7 @@ class Engine:
 
     def warm_up(self, voice: Voice) -> None:
         """One real synthesis, so the first request does not pay for kernel selection."""
-        for _ in self.stream(voice, "Warming up the voice so the first caller hears it at once.", SynthesisOptions(seed=0)):
+        for _ in self.stream(voice, WARM_UP_TEXT, SynthesisOptions(seed=0)):
             pass
 
     # -- single-request conveniences ----------------------------------------------------
