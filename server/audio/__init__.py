@@ -4,7 +4,8 @@ It knows nothing of gRPC or the engine: float samples at the voice's rate in,
 bytes in the client's format out.
 """
 
-from .formats import Encoding, AudioRequest, OutputFormat, UnsupportedAudioError
+from .errors import UnsupportedAudioError
+from .formats import Encoding, AudioRequest, OutputFormat
 from .pcm import pcm16, to_int16, wav_file
 from .stream import AudioEncoderStream, EncodedChunk, encode_whole
 

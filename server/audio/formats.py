@@ -6,14 +6,11 @@ import enum
 import math
 from dataclasses import dataclass
 
+from .errors import UnsupportedAudioError
 from .ogg_opus import FRAME_MS, OPUS_RATES
 
 MIN_RATE_HZ, MAX_RATE_HZ = 8000, 48000
 MIN_CHUNK_MS, MAX_CHUNK_MS = 5, 2000
-
-
-class UnsupportedAudioError(ValueError):
-    """The requested encoding, rate or chunking cannot be produced; the message says what can."""
 
 
 class Encoding(enum.Enum):

@@ -15,6 +15,8 @@ import struct
 
 import numpy as np
 
+from .errors import UnsupportedAudioError
+
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)  # what the Opus codec accepts
 FRAME_MS = 20  # Opus frame length used: the usual choice for speech and WebRTC
 GRANULE_RATE = 48000  # Ogg Opus counts time in 48 kHz samples whatever the input rate
@@ -70,8 +72,6 @@ def _pyav():
     try:
         import av
     except ImportError:
-        from .formats import UnsupportedAudioError  # formats imports this module's constants
-
         raise UnsupportedAudioError("OGG_OPUS output needs PyAV (the 'av' package), which this server lacks") from None
     return av
 
