@@ -52,6 +52,7 @@ from syrinx.server.engine import (
     Engine,
     EngineConfig,
     SynthesisOptions,
+    Voice,
     VoiceCatalog,
     VoiceFiles,
     default_voice_files,
@@ -105,7 +106,7 @@ class Kit:
     def voice_files(self) -> VoiceFiles:
         return VoiceFiles(DEFAULT_VOICE, self.directory / KIT_VOICE, self.directory / (KIT_VOICE + ".json"))
 
-    def load(self, config: EngineConfig):
+    def load(self, config: EngineConfig) -> Voice:
         table = self.texts["sentences"]
         return load_voice(self.voice_files(), config, make_phonemizer=lambda _config, _max: KitPhonemizer(table))
 
@@ -125,20 +126,21 @@ def _rounded_model(source: Path):
     """The voice's ONNX graph with every weight (float32, two or more values) rounded to float16.
 
     Scalars stay: they are graph constants (sqrt(d), epsilons) that our code
-    writes as numbers, not weights it reads.
+    writes as numbers, not weights it reads. Returns the graph twice: weights
+    stored as float16 (for the kit) and as float32 (for onnxruntime).
     """
     import onnx
     from onnx import numpy_helper
 
-    model = onnx.load(str(source))
-    rounded = onnx.ModelProto()
-    rounded.CopyFrom(model)
-    for index, tensor in enumerate(model.graph.initializer):
+    rounded = onnx.load(str(source))  # becomes the float32 copy of the rounded weights, for onnxruntime
+    half = onnx.ModelProto()  # the same weights stored as float16, for the kit
+    half.CopyFrom(rounded)
+    for index, tensor in enumerate(rounded.graph.initializer):
         array = numpy_helper.to_array(tensor)
         if array.dtype == np.float32 and array.size >= 2:
-            rounded.graph.initializer[index].CopyFrom(numpy_helper.from_array(array.astype(np.float16), tensor.name))
-            model.graph.initializer[index].CopyFrom(numpy_helper.from_array(array.astype(np.float16).astype(np.float32), tensor.name))
-    return rounded, model  # (float16 storage for the kit, the same values in float32 for onnxruntime)
+            half.graph.initializer[index].CopyFrom(numpy_helper.from_array(array.astype(np.float16), tensor.name))
+            rounded.graph.initializer[index].CopyFrom(numpy_helper.from_array(array.astype(np.float16).astype(np.float32), tensor.name))
+    return half, rounded
 
 
 def default_texts() -> dict[str, Any]:

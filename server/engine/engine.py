@@ -138,6 +138,7 @@ class AudioChunk:
 # shapes repeat across sentences and windows so those kernels are reused.
 ID_BUCKET = 16
 FRAME_BUCKET = 8
+# What warm_up speaks: a sentence long enough to reach the decoder's larger windows.
 WARM_UP_TEXT = "Warming up the voice so the first caller hears it at once."
 
 # Non-streaming synthesis still decodes in windows of this many frames, one after
