@@ -36,7 +36,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -46,9 +45,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from bench.engine_bench import _stream_run, machine
 from syrinx.server.engine import (
     DEFAULT_VOICE,
-    AudioChunk,
     Engine,
     EngineConfig,
     SynthesisOptions,
@@ -221,11 +220,6 @@ def export(kit_dir: Path, texts: Mapping[str, Any] | None = None, wheels: bool =
 # ---------------------------------------------------------------- run (there)
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def relative_l2(ours: np.ndarray, reference: np.ndarray) -> float:
     if ours.shape != reference.shape:
         return float("inf")  # different durations: as far from parity as it gets
@@ -245,24 +239,20 @@ def parity(kit: Kit, engine: Engine, voice) -> dict[str, float]:
     return {"sentences": len(errors), "median": statistics.median(errors), "max": max(errors)}
 
 
-def first_audio_ms(engine: Engine, voice, text: str, runs: int, device: str) -> float:
+def first_audio_ms(engine: Engine, voice, text: str, runs: int) -> float:
+    """Median streamed first audio; the first run is discarded (it picks kernels)."""
     options = SynthesisOptions(seed=1)
-    times = []
-    for _ in range(runs + 1):  # the first run is discarded: it picks kernels
-        _sync(device)
-        started = time.perf_counter()
-        for event in engine.stream(voice, text, options):
-            if isinstance(event, AudioChunk):
-                times.append((time.perf_counter() - started) * 1e3)
-                break
+    times = [_stream_run(engine, voice, text, options).first_audio_s * 1e3 for _ in range(runs + 1)]
     return statistics.median(times[1:])
 
 
-def batched_x_real_time(engine: Engine, voice, texts: Sequence[str], batch: int, device: str) -> dict[str, float]:
-    """Encode ``batch`` sentences in one call, then decode window k of every sentence in one call."""
+def batched_x_real_time(engine: Engine, voice, texts: Sequence[str], batch: int) -> dict[str, float]:
+    """Encode ``batch`` sentences in one call, then decode window k of every sentence in one call.
+
+    Every engine call ends by copying its result to the host, so wall time covers the device's work.
+    """
     sentences = [voice.phonemizer.sentences(texts[i % len(texts)])[0] for i in range(batch)]
     requests = engine.sentence_requests(voice, sentences, SynthesisOptions(seed=1))
-    _sync(device)
     started = time.perf_counter()
     encoded = engine.encode(requests)
     schedules = [engine.config.chunks.windows(e.num_frames) for e in encoded]
@@ -272,21 +262,20 @@ def batched_x_real_time(engine: Engine, voice, texts: Sequence[str], batch: int,
         engine.decode(windows)
         if first_audio is None:
             first_audio = time.perf_counter() - started
-    _sync(device)
     elapsed = time.perf_counter() - started
     audio_s = sum(e.num_samples for e in encoded) / voice.info.sample_rate
     return {"batch": batch, "audio_s": audio_s, "wall_s": elapsed, "x_real_time": audio_s / elapsed, "first_window_ms": first_audio * 1e3}
 
 
 def run(kit: Kit, device: str, dtypes: Sequence[str], runs: int, batches: Sequence[int]) -> dict[str, Any]:
-    results: dict[str, Any] = {"machine": _machine(device), "targets": TARGETS, "by_dtype": {}}
+    results: dict[str, Any] = {"machine": machine(), "targets": TARGETS, "by_dtype": {}}
     for dtype in dtypes:
         engine = Engine(EngineConfig(device=device, dtype=dtype))
         voice = kit.load(engine.config)
         row: dict[str, Any] = {"parity": parity(kit, engine, voice)}
-        row["first_audio_ms"] = {name: first_audio_ms(engine, voice, text, runs, device) for name, text in kit.texts["latency"].items()}
-        batched_x_real_time(engine, voice, kit.texts["load"], max(batches), device)  # warm-up: kernels for every shape
-        row["throughput"] = [batched_x_real_time(engine, voice, kit.texts["load"], b, device) for b in batches]
+        row["first_audio_ms"] = {name: first_audio_ms(engine, voice, text, runs) for name, text in kit.texts["latency"].items()}
+        batched_x_real_time(engine, voice, kit.texts["load"], max(batches))  # warm-up: kernels for every shape
+        row["throughput"] = [batched_x_real_time(engine, voice, kit.texts["load"], b) for b in batches]
         results["by_dtype"][dtype] = row
         _print_row(dtype, row)
         del voice, engine
@@ -316,11 +305,6 @@ def _print_row(dtype: str, row: Mapping[str, Any]) -> None:
         print(f"  {t['batch']:>6}{t['audio_s']:>10.1f}{t['wall_s'] * 1e3:>10.1f}{t['x_real_time']:>13.1f}{t['first_window_ms']:>17.1f}")
 
 
-def _machine(device: str) -> str:
-    gpu = f", {torch.cuda.get_device_name()}" if device.startswith("cuda") else ""
-    return f"{platform.processor() or platform.machine()}{gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("export", "run", "serve"), help="serve: any other flags go to the server")
@@ -340,7 +324,7 @@ def main() -> None:
         export(args.kit, wheels=args.wheels)
         return
     dtypes = args.dtypes.split(",") if args.dtypes else (["float32", "float16", "bfloat16"] if args.device.startswith("cuda") else ["float32"])
-    print(f"machine: {_machine(args.device)}")
+    print(f"machine: {machine()}")
     results = run(Kit.open(args.kit), args.device, dtypes, args.runs, [int(b) for b in args.batches.split(",")])
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
