@@ -17,7 +17,8 @@ travels there is capped at 64 MiB. ``export`` runs here and writes a kit:
   L2 error against onnxruntime for float32 (target 1e-3) and, on CUDA, for the
   float16 and bfloat16 decoder (target 1e-2);
 * first audio: streamed, short / medium / long text, median of ``--runs``
-  (target on CUDA: 10 ms);
+  (target on CUDA: 10 ms); on CUDA also with the CUDA graphs off, to show what
+  they buy;
 * throughput: B sentences (1.5-3 s each) encoded in one batch, then their
   decode windows under the server's chunk policy, the k-th window of every
   sentence in one batched call; audio seconds per wall second (target: 1000x
@@ -274,6 +275,11 @@ def run(kit: Kit, device: str, dtypes: Sequence[str], runs: int, batches: Sequen
         voice = kit.load(engine.config)
         row: dict[str, Any] = {"parity": parity(kit, engine, voice)}
         row["first_audio_ms"] = {name: first_audio_ms(engine, voice, text, runs) for name, text in kit.texts["latency"].items()}
+        if device.startswith("cuda"):  # what the CUDA graphs buy
+            eager = Engine(EngineConfig(device=device, dtype=dtype, cuda_graphs=False))
+            row["first_audio_ms_without_graphs"] = {
+                name: first_audio_ms(eager, voice, text, runs) for name, text in kit.texts["latency"].items()
+            }
         batched_x_real_time(engine, voice, kit.texts["load"], max(batches))  # warm-up: kernels for every shape
         row["throughput"] = [batched_x_real_time(engine, voice, kit.texts["load"], b) for b in batches]
         results["by_dtype"][dtype] = row
@@ -300,6 +306,8 @@ def _print_row(dtype: str, row: Mapping[str, Any]) -> None:
     target = TARGETS["parity_float32"] if dtype == "float32" else TARGETS["parity_half"]
     print(f"\n{dtype}: parity over {p['sentences']} sentences, relative L2 median {p['median']:.2e}, max {p['max']:.2e} (target {target:g})")
     print("  first audio ms (streamed, median): " + ", ".join(f"{k} {v:.1f}" for k, v in row["first_audio_ms"].items()))
+    if "first_audio_ms_without_graphs" in row:
+        print("  without CUDA graphs:               " + ", ".join(f"{k} {v:.1f}" for k, v in row["first_audio_ms_without_graphs"].items()))
     print(f"  {'batch':>6}{'audio s':>10}{'wall ms':>10}{'x real time':>13}{'first window ms':>17}")
     for t in row["throughput"]:
         print(f"  {t['batch']:>6}{t['audio_s']:>10.1f}{t['wall_s'] * 1e3:>10.1f}{t['x_real_time']:>13.1f}{t['first_window_ms']:>17.1f}")

@@ -3,6 +3,7 @@
 #
 #   bash bench/gpu_run.sh engine   [gpu_kit run flags]  # parity, first audio, batched throughput (bench.gpu_kit run)
 #   bash bench/gpu_run.sh load     [load_bench flags]   # the load sweep over gRPC, up to 512 calls (bench.load_bench)
+#   SERVER_ARGS="--cuda-graphs 0" bash bench/gpu_run.sh load   # the same with other server flags (e.g. --dtype float16)
 #
 # Results go to $OUT (the device tool brings that folder back), else to ./gpu-results.
 # PYTHON picks the interpreter (default python3); NO_WHEELS=1 skips installing gpukit/wheels
@@ -36,7 +37,8 @@ engine)
     ;;
 load)
     PORT=${PORT:-50051}
-    "$PYTHON" -m bench.gpu_kit serve --kit "$KIT" --port "$PORT" --metrics-port -1 >"$RESULTS/server.log" 2>&1 &
+    # shellcheck disable=SC2086  # SERVER_ARGS is a list of flags
+    "$PYTHON" -m bench.gpu_kit serve --kit "$KIT" --port "$PORT" --metrics-port -1 ${SERVER_ARGS:-} >"$RESULTS/server.log" 2>&1 &
     SERVER=$!
     trap 'kill "$SERVER" 2>/dev/null || true' EXIT
     for _ in $(seq 1 300); do

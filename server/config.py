@@ -46,6 +46,7 @@ _SETTINGS = {
     "device": ("SYRINX_DEVICE", str, "cpu, cuda or cuda:N"),
     "dtype": ("SYRINX_DTYPE", str, "float32; bfloat16 (CUDA, or CPUs with AVX512-BF16/AMX) or float16 (CUDA) for the decoder"),
     "threads": ("SYRINX_THREADS", int, "CPU inference threads (0 = one per core)"),
+    "cuda_graphs": ("SYRINX_CUDA_GRAPHS", int, "CUDA: 1 (default) replays single-item steps as CUDA graphs, 0 runs them eagerly"),
     "max_text_chars": ("SYRINX_MAX_TEXT_CHARS", int, "longest text accepted"),
     "max_streams": ("SYRINX_MAX_STREAMS", int, "concurrent synthesis calls before RESOURCE_EXHAUSTED"),
     "max_waiting_streams": ("SYRINX_MAX_WAITING_STREAMS", int, "calls waiting for their first audio before RESOURCE_EXHAUSTED"),
@@ -80,7 +81,9 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> ServerC
                 raise InvalidOptionError(f"{env}={environ[env]!r} is not a valid {kind.__name__}") from None
         if value is not None:
             values[name] = value
-    engine_keys = {"device", "dtype", "threads"}
+    if "cuda_graphs" in values:
+        values["cuda_graphs"] = bool(values["cuda_graphs"])
+    engine_keys = {"device", "dtype", "threads", "cuda_graphs"}
     scheduler_keys = {
         "max_streams", "max_waiting_streams", "max_encode_batch", "max_decode_batch", "max_step_frames", "max_ahead_seconds"
     }

@@ -78,6 +78,8 @@ class EngineConfig:
     max_sentence_phonemes: int = 800
     voices_dir: Path | None = None
     default_voice: bool = True
+    # CUDA only: replay single-sentence and single-window steps as CUDA graphs (see ``cuda``).
+    cuda_graphs: bool = True
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:

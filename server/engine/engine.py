@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Callable, Hashable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from .allocator import keep_freed_memory
 from .config import EngineConfig
+from .cuda import GraphCache, Inputs, Outputs, use_ieee_float32
 from .errors import InvalidOptionError
 from .phonemizer import PhonemizedSentence
 from .words import WordSpan
@@ -146,6 +147,9 @@ WARM_UP_TEXT = "Warming up the voice so the first caller hears it at once."
 # in 128-512-frame windows (its activations no longer fit in cache).
 WHOLE_WINDOW_FRAMES = 256
 
+# CUDA graphs kept (single-item steps; their shapes are bucketed, so few repeat often).
+MAX_CUDA_GRAPHS = 64
+
 
 def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
@@ -174,12 +178,25 @@ def _length_mask(lengths: Sequence[int], total: int, device: torch.device, dtype
 
 
 class Engine:
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, graphs: GraphCache | None = None) -> None:
+        """``graphs`` replaces the CUDA graph cache the config asks for (tests record calls on the CPU)."""
         self.config = config
         if config.threads:
             torch.set_num_threads(config.threads)  # process-wide: torch has one intra-op pool
         if config.device == "cpu":
             keep_freed_memory()
+        else:
+            use_ieee_float32()
+        if graphs is None and config.device != "cpu" and config.cuda_graphs:
+            graphs = GraphCache(MAX_CUDA_GRAPHS)
+        self._graphs = graphs
+
+    def _run_step(self, key: Hashable, items: int, fn: Callable[..., Outputs], inputs: Inputs) -> Outputs:
+        """``fn(*inputs)`` for a step of ``items`` sentences or windows; on CUDA a single item's
+        step is replayed from a CUDA graph (see ``cuda``). Outputs must be used up before the next step."""
+        if self._graphs is None or items != 1:
+            return tuple(fn(*inputs))
+        return self._graphs.run(key, fn, inputs)
 
     # -- requests -------------------------------------------------------------------------
 
@@ -227,16 +244,24 @@ class Engine:
         mask = _length_mask(lengths, longest, device, torch.float32)
         scales = torch.tensor([r.length_scale for r in batch], dtype=torch.float32, device=device)
         g = self._speakers(voice, [r.speaker_id for r in batch], torch.float32)
-        encoded = model.encode(ids.to(device), mask, duration_noise.to(device), scales, g)
+        padded = min(lengths) != longest
 
-        durations = encoded.durations.cpu()
+        def encode(ids, mask, noise, scales, g):
+            encoded = model.encode(ids, mask, noise, scales, g, padded=padded)
+            return encoded.m, encoded.logs, encoded.durations
+
+        m_all, logs_all, durations = self._run_step(
+            ("encode", model, len(batch), longest, padded, g is not None),
+            len(batch), encode, (ids.to(device), mask, duration_noise.to(device), scales, g),
+        )
+        durations = durations.cpu()
         sentences = []
         for row, request in enumerate(batch):
             d = durations[row, : lengths[row]]
             frames = int(d.sum())
             if frames > 0:
                 index = torch.repeat_interleave(torch.arange(lengths[row]), d).to(device)
-                m, logs = encoded.m[row][:, index], encoded.logs[row][:, index]
+                m, logs = m_all[row][:, index], logs_all[row][:, index]
             else:  # VITS still makes one (silent-prior) frame
                 m = logs = torch.zeros(model.inter_channels, 1, device=device)
             noise = torch.randn(m.shape, generator=request.generator).to(device)
@@ -278,7 +303,12 @@ class Engine:
         z_p = _stack_padded([w.sentence.z_p[:, fl:fh] for w, (_, _, fl, fh) in zip(batch, spans)], longest)
         # The flow only has to produce the decoder's spans (relative to each flow span).
         flow_keep = (min(dl - fl for dl, _, fl, _ in spans), max(dh - fl for _, dh, fl, _ in spans))
-        z = voice.model.flow.reverse(z_p, _length_mask(flow_lengths, longest, voice.device, torch.float32), g, flow_keep)
+        model = voice.model
+        (z,) = self._run_step(
+            ("flow", model, len(batch), longest, flow_keep, g is not None),
+            len(batch), lambda z_p, mask, g: (model.flow.reverse(z_p, mask, g, flow_keep),),
+            (z_p, _length_mask(flow_lengths, longest, voice.device, torch.float32), g),
+        )
 
         dec_lengths = [dh - dl for dl, dh, _, _ in spans]
         longest = _round_up(max(dec_lengths), FRAME_BUCKET)
@@ -291,7 +321,11 @@ class Engine:
         # Frames every item of the batch needs, relative to its decoder span.
         keep = (min(w.start - dl for w, (dl, *_) in zip(batch, spans)), max(w.end - dl for w, (dl, *_) in zip(batch, spans)))
         g_dec = g.to(voice.dtype) if g is not None else None
-        audio = voice.model.dec(z_dec, lengths, g_dec, keep).float().cpu().numpy()
+        (audio,) = self._run_step(
+            ("decode", model, len(batch), longest, keep, lengths is not None, g is not None),
+            len(batch), lambda z, lengths, g: (model.dec(z, lengths, g, keep),), (z_dec, lengths, g_dec),
+        )
+        audio = audio.float().cpu().numpy()
         return [
             np.ascontiguousarray(audio[row, (w.start - dl - keep[0]) * hop : (w.end - dl - keep[0]) * hop])
             for row, (w, (dl, _, _, _)) in enumerate(zip(batch, spans))

@@ -85,13 +85,15 @@ class VitsModel(nn.Module):
         duration_noise: torch.Tensor,
         length_scales: torch.Tensor,
         g: torch.Tensor | None = None,
+        padded: bool = True,
     ) -> EncodedBatch:
         """Text encoder and duration predictor for padded ``ids (batch, phonemes)``.
 
         ``mask`` is ``(batch, 1, phonemes)``; ``duration_noise`` is already scaled by
-        each sentence's noise width (zeros for the plain predictor).
+        each sentence's noise width (zeros for the plain predictor). ``padded``: whether
+        any id is padding (``False`` saves the attention masks).
         """
-        x, m, logs = self.enc_p(ids, mask)
+        x, m, logs = self.enc_p(ids, mask, padded)
         logw = self.dp(x, mask, duration_noise, g=g)
         widths = torch.exp(logw) * mask * length_scales[:, None, None]
         durations = torch.ceil(widths)[:, 0].long()

@@ -123,8 +123,9 @@ class RelativeTransformer(nn.Module):
         self.norm_layers_1 = nn.ModuleList(ChannelLayerNorm(channels) for _ in layer_ids)
         self.norm_layers_2 = nn.ModuleList(ChannelLayerNorm(channels) for _ in layer_ids)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        padded = not bool(mask.all())
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, padded: bool = True) -> torch.Tensor:
+        """``padded`` (whether ``mask`` has zeros) is the caller's to say: reading it off the mask
+        would wait for the device, which a CUDA graph cannot do."""
         attn_mask = (mask.unsqueeze(2) * mask.unsqueeze(-1)).bool() if padded else None
         x = x * mask
         for attn, norm_1, ffn, norm_2 in zip(self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2):
@@ -146,11 +147,11 @@ class TextEncoder(nn.Module):
         self.inter_channels = self.proj.out_channels // 2
 
     def forward(
-        self, ids: torch.Tensor, mask: torch.Tensor
+        self, ids: torch.Tensor, mask: torch.Tensor, padded: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return hidden states ``x``, prior mean ``m`` and log-scale ``logs`` (all masked)."""
         x = (self.emb(ids) * self.embed_scale).transpose(1, 2)
-        x = self.encoder(x, mask)
+        x = self.encoder(x, mask, padded)
         stats = self.proj(x) * mask
         m, logs = torch.split(stats, self.inter_channels, dim=1)
         return x, m, logs
