@@ -246,13 +246,13 @@ class Engine:
         g = self._speakers(voice, [r.speaker_id for r in batch], torch.float32)
         padded = min(lengths) != longest
 
-        def encode(ids, mask, noise, scales, g):
+        def encode_step(ids, mask, noise, scales, g):
             encoded = model.encode(ids, mask, noise, scales, g, padded=padded)
             return encoded.m, encoded.logs, encoded.durations
 
         m_all, logs_all, durations = self._run_step(
             ("encode", model, len(batch), longest, padded, g is not None),
-            len(batch), encode, (ids.to(device), mask, duration_noise.to(device), scales, g),
+            len(batch), encode_step, (ids.to(device), mask, duration_noise.to(device), scales, g),
         )
         durations = durations.cpu()
         sentences = []
