@@ -1,0 +1,67 @@
+"""The engine's CPU convolution paths against torch's reference convolution."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from syrinx.server.engine.vits import architecture
+from syrinx.server.engine.vits.architecture import Conv1d
+
+pytestmark = pytest.mark.skipif(architecture._prepacking_ops() is None, reason="this torch build has no oneDNN prepacking")
+
+
+def _prepacked_conv(dilation: int = 1, seed: int = 0) -> Conv1d:
+    torch.manual_seed(seed)
+    conv = Conv1d(48, 96, 5, padding=2 * dilation, dilation=dilation)
+    conv.prepacked = True
+    return conv
+
+
+def _reference(conv: Conv1d, x: torch.Tensor) -> torch.Tensor:
+    return F.conv1d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+@pytest.mark.parametrize("dilation", [1, 3])
+def test_prepacked_conv_matches_the_reference_whatever_the_order_of_lengths(dilation):
+    conv = _prepacked_conv(dilation)
+    with torch.inference_mode():
+        for length in (8, 40, 256, 8, 120, 40, 256, 1):  # lengths that get different weight layouts, interleaved
+            x = torch.randn(1, 48, length)
+            out = conv(x)
+            assert out.shape == (1, 96, length)
+            torch.testing.assert_close(out, _reference(conv, x), rtol=1e-5, atol=1e-5)
+
+
+def test_prepacked_conv_follows_new_weights():
+    conv = _prepacked_conv()
+    x = torch.randn(1, 48, 40)
+    with torch.inference_mode():
+        conv(x)  # packs the first weights
+    conv.load_state_dict(_prepacked_conv(seed=1).state_dict())
+    with torch.inference_mode():
+        torch.testing.assert_close(conv(x), _reference(conv, x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_copy_of_a_used_conv_works_in_another_precision():
+    conv = _prepacked_conv()
+    x = torch.randn(1, 48, 40)
+    with torch.inference_mode():
+        conv(x)
+    double = copy.deepcopy(conv).double()  # packs are oneDNN tensors, which cannot be copied
+    with torch.inference_mode():
+        torch.testing.assert_close(double(x.double()), _reference(double, x.double()))
+
+
+def test_packs_with_equal_bytes_are_recognised():
+    ops = architecture._prepacking_ops()
+    weight = torch.randn(96, 48, 1, 5)
+
+    def pack(w: torch.Tensor) -> torch.Tensor:
+        return ops.reorder(w, [0, 2], [1, 1], [1, 1], 1, [1, 48, 1, 40])
+
+    assert architecture._same_bytes(pack(weight), pack(weight.clone()))
+    assert not architecture._same_bytes(pack(weight), pack(weight + 1))
