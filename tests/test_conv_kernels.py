@@ -36,6 +36,17 @@ def test_prepacked_conv_matches_the_reference_whatever_the_order_of_lengths(dila
             torch.testing.assert_close(out, _reference(conv, x), rtol=1e-5, atol=1e-5)
 
 
+def test_time_major_conv_matches_the_reference_in_either_layout():
+    conv = _prepacked_conv(dilation=2)
+    with torch.inference_mode():
+        for length in (40, 200, 40):
+            x = torch.randn(1, 48, length)
+            expected = _reference(conv, x)
+            # The same input shape in both layouts: each gets the weight in its own layout.
+            torch.testing.assert_close(conv.time_major(x.transpose(1, 2).contiguous()), expected.transpose(1, 2), rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(conv(x), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_prepacked_conv_follows_new_weights():
     conv = _prepacked_conv()
     x = torch.randn(1, 48, 40)

@@ -74,14 +74,35 @@ class Conv1d(nn.Conv1d):
             x.contiguous(), self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups
         )
 
+    def time_major(self, x: torch.Tensor) -> torch.Tensor:
+        """The same conv for ``(batch, time, channels)`` input, giving time-major output.
+
+        On the CPU the weight stays in oneDNN's layout (see ``_PackedWeights``): the
+        text encoder's feed-forward convs took 6-10% less time per encode this way
+        than channel-major with per-call weight reorders.
+        """
+        ops = _prepacking_ops()
+        if ops is None or not _onednn_applies(x):
+            return super().forward(x.transpose(1, 2)).transpose(1, 2)
+        image = x.contiguous().transpose(1, 2).unsqueeze(2)  # (batch, channels, 1, time), stored time-major
+        return self._packed_conv(image, ops, time_major=True).squeeze(2).transpose(1, 2)
+
     def _prepacked_forward(self, x: torch.Tensor, ops: "_PrepackingOps") -> torch.Tensor:
-        x = x.contiguous().unsqueeze(2)
-        padding, stride, dilation = [0, *self.padding], [1, *self.stride], [1, *self.dilation]
-        weight = self._packs.for_input(self.weight, x.shape, lambda w: ops.reorder(
-            w.unsqueeze(2), padding, stride, dilation, self.groups, list(x.shape)
-        ))
-        out = ops.convolution(x, weight, self.bias, padding, stride, dilation, self.groups, "none", [], "")
+        out = self._packed_conv(x.contiguous().unsqueeze(2), ops, time_major=False)
         return out.squeeze(2)  # oneDNN writes it time-major: this is a transposed view, not a copy
+
+    def _packed_conv(self, image: torch.Tensor, ops: "_PrepackingOps", time_major: bool) -> torch.Tensor:
+        """oneDNN's conv of a 1-row image with the weight packed for this input's shape and layout."""
+        padding, stride, dilation = [0, *self.padding], [1, *self.stride], [1, *self.dilation]
+
+        def pack(weight: torch.Tensor) -> torch.Tensor:
+            weight = weight.unsqueeze(2)
+            if time_major:
+                weight = weight.contiguous(memory_format=torch.channels_last)
+            return ops.reorder(weight, padding, stride, dilation, self.groups, list(image.shape))
+
+        weight = self._packs.for_input(self.weight, (*image.shape, time_major), pack)
+        return ops.convolution(image, weight, self.bias, padding, stride, dilation, self.groups, "none", [], "")
 
 
 def _version(t: torch.Tensor) -> int:
@@ -121,23 +142,24 @@ class _PackedWeights:
     the arithmetic: prepacked, the first decode window took 9% less time. oneDNN
     picks the layout by input shape, and a weight packed for another shape is
     reordered again at each call (10 ms instead of 0.2 ms measured), so packs are
-    looked up by exact input shape. Shapes that get the same layout share one copy,
+    looked up by exact input shape and layout. Inputs that get the same weight layout share one copy,
     compared byte for byte: one or two copies per conv in practice.
     """
 
     def __init__(self) -> None:
         self._source: tuple[int, int, torch.dtype] | None = None
-        self._by_shape: dict[tuple[int, ...], torch.Tensor] = {}
+        self._by_input: dict[tuple, torch.Tensor] = {}
         self._distinct: list[torch.Tensor] = []
 
     def __deepcopy__(self, memo: dict) -> "_PackedWeights":
         return _PackedWeights()  # a cache, rebuilt on first use (oneDNN tensors cannot be copied)
 
-    def for_input(self, weight: torch.Tensor, shape: torch.Size, pack) -> torch.Tensor:
+    def for_input(self, weight: torch.Tensor, key: tuple, pack) -> torch.Tensor:
+        """The weight packed for inputs described by ``key`` (shape and layout); ``pack`` makes one."""
         source = (weight.data_ptr(), _version(weight), weight.dtype)
         if source != self._source:  # new weights (load_state_dict, .to()): old packs are stale
-            self._source, self._by_shape, self._distinct = source, {}, []
-        packed = self._by_shape.get(tuple(shape))
+            self._source, self._by_input, self._distinct = source, {}, []
+        packed = self._by_input.get(key)
         if packed is None:
             packed = pack(weight.detach())
             same = [p for p in self._distinct if _same_bytes(p, packed)]
@@ -145,7 +167,7 @@ class _PackedWeights:
                 packed = same[0]
             else:
                 self._distinct.append(packed)
-            self._by_shape[tuple(shape)] = packed
+            self._by_input[key] = packed
         return packed
 
 

@@ -64,21 +64,21 @@ class RelativeAttention(nn.Module):
         """Stack the query, key and value projections into one matrix (after weights are loaded)."""
         convs = (self.conv_q, self.conv_k, self.conv_v)
         self._qkv_weight = torch.cat([c.weight for c in convs])[:, :, 0].contiguous()
-        self._qkv_bias = torch.cat([c.bias for c in convs])[None, :, None].contiguous()
+        self._qkv_bias = torch.cat([c.bias for c in convs]).contiguous()
 
     def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if self._qkv_weight is None:
-            return self.conv_q(x), self.conv_k(x), self.conv_v(x)
-        qkv = torch.baddbmm(self._qkv_bias, self._qkv_weight.expand(x.shape[0], -1, -1), x)
-        return torch.split(qkv, self.conv_q.out_channels, dim=1)
+            return self.conv_q.time_major(x), self.conv_k.time_major(x), self.conv_v.time_major(x)
+        return torch.split(F.linear(x, self._qkv_weight, self._qkv_bias), self.conv_q.out_channels, dim=-1)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
-        """``attn_mask`` is ``(batch, 1, T, T)`` boolean, or ``None`` when nothing is padded."""
-        batch, channels, length = x.shape
+        """``x`` is time-major ``(batch, T, channels)``; ``attn_mask`` is ``(batch, 1, T, T)``
+        boolean, or ``None`` when nothing is padded."""
+        batch, length, channels = x.shape
         heads, head_channels = self.n_heads, self.head_channels
 
         def split_heads(t: torch.Tensor) -> torch.Tensor:
-            return t.reshape(batch, heads, head_channels, length).transpose(2, 3)
+            return t.reshape(batch, length, heads, head_channels).transpose(1, 2)
 
         query, key, value = (split_heads(t) for t in self._qkv(x))
         query = query / math.sqrt(head_channels)
@@ -90,28 +90,34 @@ class RelativeAttention(nn.Module):
         weights = torch.softmax(scores, dim=-1)
 
         output = weights @ value + _full_to_band(weights, self.window) @ self.emb_rel_v[0]
-        output = output.transpose(2, 3).reshape(batch, channels, length)
-        return self.conv_o(output)
+        output = output.transpose(1, 2).reshape(batch, length, channels)
+        return self.conv_o.time_major(output)
 
 
 class FeedForward(nn.Module):
-    """Two 'same'-padded convolutions with a ReLU between them, masked at each input."""
+    """Two 'same'-padded convolutions with a ReLU between them, masked at each input (time-major)."""
 
     def __init__(self, arch: Architecture, path: str) -> None:
         super().__init__()
         self.conv_1 = arch.conv(f"{path}.conv_1").build()
         self.conv_2 = arch.conv(f"{path}.conv_2").build()
         kernel = self.conv_1.kernel_size[0]
-        self.pad = ((kernel - 1) // 2, kernel // 2)
+        self.pad = (0, 0, (kernel - 1) // 2, kernel // 2)  # on the time axis of (batch, time, channels)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.conv_1(F.pad(x * mask, self.pad)))
-        x = self.conv_2(F.pad(x * mask, self.pad))
+        """``x`` is ``(batch, time, channels)``, ``mask`` ``(batch, time, 1)``."""
+        x = torch.relu(self.conv_1.time_major(F.pad(x * mask, self.pad)))
+        x = self.conv_2.time_major(F.pad(x * mask, self.pad))
         return x * mask
 
 
 class RelativeTransformer(nn.Module):
-    """VITS ``attentions.Encoder``: post-norm transformer blocks over masked sequences."""
+    """VITS ``attentions.Encoder``: post-norm transformer blocks over masked sequences.
+
+    It runs time-major (``(batch, time, channels)``): the layer norms and projections
+    then read contiguous rows, and the feed-forward convs use oneDNN's kernels for
+    time-major data without transposed copies in between.
+    """
 
     def __init__(self, arch: Architecture, path: str, channels: int) -> None:
         super().__init__()
@@ -124,13 +130,16 @@ class RelativeTransformer(nn.Module):
         self.norm_layers_2 = nn.ModuleList(ChannelLayerNorm(channels) for _ in layer_ids)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, padded: bool = True) -> torch.Tensor:
-        """``padded`` (whether ``mask`` has zeros) is the caller's to say: reading it off the mask
+        """``x`` is ``(batch, time, channels)``, ``mask`` ``(batch, 1, time)``.
+
+        ``padded`` (whether ``mask`` has zeros) is the caller's to say: reading it off the mask
         would wait for the device, which a CUDA graph cannot do."""
         attn_mask = (mask.unsqueeze(2) * mask.unsqueeze(-1)).bool() if padded else None
+        mask = mask.transpose(1, 2)
         x = x * mask
         for attn, norm_1, ffn, norm_2 in zip(self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2):
-            x = norm_1(x + attn(x, attn_mask))
-            x = norm_2(x + ffn(x, mask))
+            x = norm_1.time_major(x + attn(x, attn_mask))
+            x = norm_2.time_major(x + ffn(x, mask))
         return x * mask
 
 
@@ -149,9 +158,9 @@ class TextEncoder(nn.Module):
     def forward(
         self, ids: torch.Tensor, mask: torch.Tensor, padded: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return hidden states ``x``, prior mean ``m`` and log-scale ``logs`` (all masked)."""
-        x = (self.emb(ids) * self.embed_scale).transpose(1, 2)
-        x = self.encoder(x, mask, padded)
-        stats = self.proj(x) * mask
-        m, logs = torch.split(stats, self.inter_channels, dim=1)
-        return x, m, logs
+        """Return hidden states ``x``, prior mean ``m`` and log-scale ``logs`` (all masked,
+        ``(batch, channels, phonemes)``; views of time-major tensors)."""
+        x = self.encoder(self.emb(ids) * self.embed_scale, mask, padded)
+        stats = self.proj.time_major(x) * mask.transpose(1, 2)
+        m, logs = torch.split(stats.transpose(1, 2), self.inter_channels, dim=1)
+        return x.transpose(1, 2), m, logs
