@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from syrinx.server.engine.vits import architecture
-from syrinx.server.engine.vits.architecture import Conv1d
+from syrinx.server.engine.vits import convs
+from syrinx.server.engine.vits.convs import Conv1d
 
-pytestmark = pytest.mark.skipif(architecture._prepacking_ops() is None, reason="this torch build has no oneDNN prepacking")
+pytestmark = pytest.mark.skipif(convs._prepacking_ops() is None, reason="this torch build has no oneDNN prepacking")
 
 
 def _prepacked_conv(dilation: int = 1, seed: int = 0) -> Conv1d:
@@ -68,11 +68,11 @@ def test_a_copy_of_a_used_conv_works_in_another_precision():
 
 
 def test_packs_with_equal_bytes_are_recognised():
-    ops = architecture._prepacking_ops()
+    ops = convs._prepacking_ops()
     weight = torch.randn(96, 48, 1, 5)
 
     def pack(w: torch.Tensor) -> torch.Tensor:
         return ops.reorder(w, [0, 2], [1, 1], [1, 1], 1, [1, 48, 1, 40])
 
-    assert architecture._same_bytes(pack(weight), pack(weight.clone()))
-    assert not architecture._same_bytes(pack(weight), pack(weight + 1))
+    assert convs._same_bytes(pack(weight), pack(weight.clone()))
+    assert not convs._same_bytes(pack(weight), pack(weight + 1))

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .architecture import Architecture, ArchitectureError, Conv1d, ConvTranspose1d
+from .architecture import Architecture, ArchitectureError
+from .convs import Conv1d, ConvTranspose1d
 from .layers import conditioning, conv_radius
 
 LRELU_SLOPE = 0.1

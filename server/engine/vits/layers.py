@@ -43,7 +43,7 @@ class WaveNet(nn.Module):
         super().__init__()
         layer_ids = arch.indices(f"{path}.in_layers")
         self.in_layers = nn.ModuleList(arch.conv(f"{path}.in_layers.{i}").build() for i in layer_ids)
-        for conv in self.in_layers:  # large weights over short windows (see architecture._PackedWeights)
+        for conv in self.in_layers:  # large weights over short windows (see convs._PackedWeights)
             conv.prepacked = True
         self.res_skip_layers = nn.ModuleList(
             arch.conv(f"{path}.res_skip_layers.{i}").build() for i in layer_ids
