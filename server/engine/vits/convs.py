@@ -139,8 +139,9 @@ class _PackedWeights:
     the arithmetic: prepacked, the first decode window took 9% less time. oneDNN
     picks the layout by input shape, and a weight packed for another shape is
     reordered again at each call (10 ms instead of 0.2 ms measured), so packs are
-    looked up by exact input shape and layout. Inputs that get the same weight layout share one copy,
-    compared byte for byte: one or two copies per conv in practice.
+    looked up by exact input shape and layout. Inputs that get the same weight
+    layout share one copy, compared byte for byte: one or two copies per conv in
+    practice.
     """
 
     def __init__(self) -> None:
