@@ -58,8 +58,7 @@ class Conv1d(nn.Conv1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not _onednn_applies(x):
             return super().forward(x)
-        ops = _prepacking_ops()
-        if self.prepacked and not self.channels_last and ops is not None:
+        if self.prepacked and not self.channels_last and (ops := _prepacking_ops()) is not None:
             return self._prepacked_forward(x, ops)
         if self.channels_last:
             out = torch.mkldnn_convolution(
