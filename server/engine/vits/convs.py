@@ -122,9 +122,10 @@ def _packed_image_conv(
     return ops.convolution(image, packed, bias, padding, stride, dilation, groups, "none", [], "")
 
 
-def _version(t: torch.Tensor) -> int:
-    """In-place writes (``load_state_dict``) bump this; inference tensors have none."""
-    return 0 if t.is_inference() else t._version
+def _weight_state(t: torch.Tensor) -> tuple[int, int, torch.dtype]:
+    """Changes when a layer gets new weights: ``.to()`` moves them, ``load_state_dict``
+    writes in place (bumping the version; inference tensors have none)."""
+    return t.data_ptr(), 0 if t.is_inference() else t._version, t.dtype
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def _prepacking_ops() -> _PrepackingOps | None:
 
 
 class _PackedWeights:
-    """One conv weight in oneDNN's blocked layouts, made once instead of at every call.
+    """One layer's weight in oneDNN's blocked layouts, made once instead of at every call.
 
     ``torch.mkldnn_convolution`` reorders a plain weight into the layout its kernel
     wants on every call. For the flow's 192-to-384-channel, kernel-5 convs (1.5 MB
@@ -181,7 +182,7 @@ class _PackedWeights:
         ``source`` is the layer's parameter (packs are dropped when it changes);
         ``pack()`` makes a new pack.
         """
-        state = (source.data_ptr(), _version(source), source.dtype)
+        state = _weight_state(source)
         if state != self._source:  # new weights (load_state_dict, .to()): old packs are stale
             self._source, self._by_input, self._distinct = state, {}, []
         packed = self._by_input.get(key)
@@ -291,7 +292,7 @@ class ConvTranspose1d(nn.ConvTranspose1d):
 
     def _phase_weights(self) -> tuple[torch.Tensor, torch.Tensor | None, int]:
         """Weight and bias of the polyphase conv, rebuilt when the layer's weights change."""
-        key = (self.weight.data_ptr(), _version(self.weight), self.weight.dtype)
+        key = _weight_state(self.weight)
         cached = getattr(self, "_phase_cache", None)
         if cached is None or cached[0] != key:
             stride, size = self.stride[0], self.kernel_size[0]
