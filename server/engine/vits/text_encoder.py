@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -12,38 +13,35 @@ from .architecture import Architecture, ArchitectureError
 from .convs import PackedLinear
 from .layers import ChannelLayerNorm
 
-# Masked attention logits get this value (as in VITS) rather than -inf, so a
-# fully padded query row stays finite; its output is masked away afterwards.
+# Masked attention logits get this value (as in VITS) rather than -inf: exp()
+# of it is 0 all the same, and nothing can turn it into a NaN.
 _MASKED_LOGIT = -1e4
 
 
-def _band_to_full(band: torch.Tensor, window: int) -> torch.Tensor:
-    """``(..., T, 2w+1)`` relative band to ``(..., T, T)`` with ``out[i, j] = band[i, j - i + w]``.
+@functools.lru_cache(maxsize=64)
+def _band_cells(length: int, window: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the relative band's cells that fall inside a ``T x T`` matrix live.
 
-    Zero where ``|j - i| > w``. Done by padding each row and re-reading the flat
-    buffer with a row stride one shorter, which shifts row ``i`` right by ``i``.
+    Returns flat indices into ``(T, T)`` (cell ``(i, i + r - w)``) and, in the same order,
+    into ``(T, 2w + 1)`` (cell ``(i, r)``). Moving ``T * (2w + 1)`` values through them
+    costs nothing next to padding and re-reading ``T x T`` buffers (a sixth of a long
+    sentence's encode, most of it filling zeros that only a band of width 9 ever reads).
     """
-    length = band.shape[-2]
-    width = length + 2 * window  # stride of the shifted view
-    padded = F.pad(band, (0, length))  # rows of width + 1
-    flat = padded.reshape(*band.shape[:-2], -1)[..., : length * width]
-    return flat.reshape(*band.shape[:-2], length, width)[..., window : window + length]
-
-
-def _full_to_band(full: torch.Tensor, window: int) -> torch.Tensor:
-    """Inverse view of :func:`_band_to_full`: ``out[i, r] = full[i, i + r - w]`` (0 outside)."""
-    length = full.shape[-1]
-    padded = F.pad(full, (window, window + 1))  # rows of length + 2w + 1
-    flat = F.pad(padded.reshape(*full.shape[:-2], -1), (0, length))
-    return flat.reshape(*full.shape[:-2], length, length + 2 * window + 2)[..., : 2 * window + 1]
+    rows = torch.arange(length).unsqueeze(1)
+    offsets = torch.arange(-window, window + 1)
+    cols = rows + offsets
+    inside = (cols >= 0) & (cols < length)
+    full = (rows * length + cols)[inside]
+    band = (rows * (2 * window + 1) + offsets + window)[inside]
+    return full.to(device), band.to(device)
 
 
 class RelativeAttention(nn.Module):
     """Multi-head self-attention with learned relative-position keys and values.
 
     Positions further apart than ``window`` get no relative term, as in VITS. The
-    relative terms live on a band of ``2 * window + 1`` diagonals; they are moved
-    between band and full layout by reshaping rather than by ``T x T`` gathers.
+    relative terms live on a band of ``2 * window + 1`` diagonals; they are added to
+    and read from the ``T x T`` scores through the flat indices of that band alone.
     """
 
     def __init__(self, arch: Architecture, path: str) -> None:
@@ -71,26 +69,38 @@ class RelativeAttention(nn.Module):
             return self.conv_q.time_major(x), self.conv_k.time_major(x), self.conv_v.time_major(x)
         return torch.split(self._fused_qkv(x), self.conv_q.out_channels, dim=-1)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
-        """``x`` is time-major ``(batch, T, channels)``; ``attn_mask`` is ``(batch, 1, T, T)``
-        boolean, or ``None`` when nothing is padded."""
+    def forward(self, x: torch.Tensor, key_bias: torch.Tensor | None) -> torch.Tensor:
+        """``x`` is time-major ``(batch, T, channels)``; ``key_bias`` is ``(batch, 1, T)``:
+        0 at real positions and ``_MASKED_LOGIT`` at padded ones, or ``None`` when nothing
+        is padded.
+
+        Only keys are masked: a padded query row's output is garbage that the caller masks
+        away, and no valid row reads it, so masking it too (as VITS does) changes nothing."""
         batch, length, channels = x.shape
         heads, head_channels = self.n_heads, self.head_channels
+        rows = batch * heads
 
-        def split_heads(t: torch.Tensor) -> torch.Tensor:
-            return t.reshape(batch, length, heads, head_channels).transpose(1, 2)
+        def split_heads(t: torch.Tensor) -> torch.Tensor:  # (batch * heads, T, head_channels)
+            return t.reshape(batch, length, heads, head_channels).transpose(1, 2).reshape(rows, length, head_channels)
 
         query, key, value = (split_heads(t) for t in self._qkv(x))
         query = query / math.sqrt(head_channels)
 
-        scores = query @ key.transpose(-2, -1)  # (b, h, t, t)
-        scores = scores + _band_to_full(query @ self.emb_rel_k[0].transpose(0, 1), self.window)
-        if attn_mask is not None:
-            scores = scores.masked_fill(~attn_mask, _MASKED_LOGIT)
+        # The key mask rides in as the product's addend: cheaper than masking afterwards.
+        if key_bias is None:
+            scores = torch.bmm(query, key.transpose(1, 2))
+        else:
+            scores = torch.baddbmm(key_bias.repeat_interleave(heads, dim=0), query, key.transpose(1, 2))
+        full_cells, band_cells = _band_cells(length, self.window, x.device)
+        rel_logits = (query @ self.emb_rel_k[0].transpose(0, 1)).view(rows, -1)  # (rows, T * (2w + 1))
+        scores.view(rows, -1).index_add_(1, full_cells, rel_logits.index_select(1, band_cells))
         weights = torch.softmax(scores, dim=-1)
 
-        output = weights @ value + _full_to_band(weights, self.window) @ self.emb_rel_v[0]
-        output = output.transpose(1, 2).reshape(batch, length, channels)
+        band = weights.new_zeros(rows, length * (2 * self.window + 1))
+        band.index_copy_(1, band_cells, weights.view(rows, -1).index_select(1, full_cells))
+        rel_values = band.view(rows, length, -1) @ self.emb_rel_v[0]
+        output = torch.baddbmm(rel_values, weights, value)
+        output = output.view(batch, heads, length, head_channels).transpose(1, 2).reshape(batch, length, channels)
         return self.conv_o.time_major(output)
 
 
@@ -150,11 +160,11 @@ class RelativeTransformer(nn.Module):
 
         ``padded`` (whether ``mask`` has zeros) is the caller's to say: reading it off the mask
         would wait for the device, which a CUDA graph cannot do."""
-        attn_mask = (mask.unsqueeze(2) * mask.unsqueeze(-1)).bool() if padded else None
+        key_bias = (1 - mask) * _MASKED_LOGIT if padded else None
         mask = mask.transpose(1, 2)
         x = x * mask
         for attn, norm_1, ffn, norm_2 in zip(self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2):
-            x = norm_1.time_major(x + attn(x, attn_mask))
+            x = norm_1.time_major(x + attn(x, key_bias))
             x = norm_2.time_major(x + ffn(x, mask))
         return x * mask
 
