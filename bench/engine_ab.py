@@ -6,7 +6,8 @@ machine's phases as much as the code. Here both engines are loaded in one
 process (the other commit's ``server/`` is extracted with ``git archive`` and
 imported under another name), and each round runs every text on both, in
 alternating order, back to back. The report gives each side's median and the
-median of the per-round ratios (new / base), which cancels the drift. Only the
+median of the per-round ratios (new / base), which cancels the drift, and
+whether the two engines' audio has the same bits. Only the
 engine is compared (streamed first audio and total time, as in
 ``bench.engine_bench``); both sides share torch and its threads. Not a test:
 it only reports.
@@ -26,6 +27,8 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 import syrinx.server.engine as this_engine
 
@@ -66,6 +69,11 @@ class Side:
                 first = time.perf_counter() - started
         return first * 1e3, (time.perf_counter() - started) * 1e3
 
+    def audio(self, text: str) -> np.ndarray:
+        """The streamed audio, to say whether a change kept the same bits."""
+        events = self.engine.stream(self.voice, text, self.module.SynthesisOptions(seed=1))
+        return np.concatenate([e.samples for e in events if isinstance(e, self.module.AudioChunk)])
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,6 +92,7 @@ def main() -> None:
                     first, total = sides[side].stream(text)
                     times.setdefault((side, name, "first audio"), []).append(first)
                     times.setdefault((side, name, "total"), []).append(total)
+        differences = {name: _difference(sides["base"].audio(text), sides["new"].audio(text)) for name, text in TEXTS.items()}
 
     print(f"base {args.base} vs this checkout, {args.rounds} rounds, streamed (ms, medians)")
     print(f"{'text':8s} {'metric':12s} {'base':>8s} {'new':>8s} {'new/base':>9s}")
@@ -92,6 +101,15 @@ def main() -> None:
             base, new = times[("base", name, metric)], times[("new", name, metric)]
             ratio = statistics.median(n / b for b, n in zip(base, new))
             print(f"{name:8s} {metric:12s} {statistics.median(base):8.1f} {statistics.median(new):8.1f} {ratio:9.3f}")
+    print("audio, new against base: " + ", ".join(f"{name} {differences[name]}" for name in TEXTS))
+
+
+def _difference(base: np.ndarray, new: np.ndarray) -> str:
+    if base.shape != new.shape:
+        return f"{new.size} samples against {base.size}"
+    if np.array_equal(base, new):
+        return "identical"
+    return f"max abs difference {np.abs(base - new).max():.1e}"
 
 
 if __name__ == "__main__":

@@ -56,11 +56,16 @@ class ResBlock(nn.Module):
     def radius(self) -> int:
         return sum(conv_radius(conv) for chain in self.chains for conv in chain)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, activated: torch.Tensor | None = None) -> torch.Tensor:
+        """``activated`` is ``x`` through the leaky ReLU and the mask, when the caller has it
+        already: every block of a stage starts from the same input."""
         for chain in self.chains:
-            xt = x
-            for conv in chain:
-                xt = conv(_masked(F.leaky_relu(xt, LRELU_SLOPE), mask))
+            xt = activated if activated is not None else _masked(F.leaky_relu(x, LRELU_SLOPE), mask)
+            activated = None  # later chains start from their own sums
+            for position, conv in enumerate(chain):
+                if position:
+                    xt = _masked(F.leaky_relu(xt, LRELU_SLOPE), mask)
+                xt = conv(xt)
             x = xt + x
         return x
 
@@ -119,7 +124,7 @@ class Generator(nn.Module):
             offset *= up.stride[0]
             x, offset = _crop(x, offset, needed[stage + 1])
             mask = _length_mask(lengths, offset, x.shape[-1], scale)
-            x = sum(block(x, mask) for block in self._stage_blocks(stage)) / self.blocks_per_stage
+            x = self._run_stage_blocks(stage, x, mask)
         x = F.leaky_relu(x)  # default slope 0.01 here, as in VITS
         x = self.conv_post(_masked(x, _length_mask(lengths, offset, x.shape[-1], scale)))
         x = torch.tanh(x)[:, 0]
@@ -127,6 +132,17 @@ class Generator(nn.Module):
 
     def _stage_blocks(self, stage: int) -> nn.ModuleList:
         return self.resblocks[stage * self.blocks_per_stage : (stage + 1) * self.blocks_per_stage]
+
+    def _run_stage_blocks(self, stage: int, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The mean of the stage's residual blocks over ``x``. Their shared first activation is
+        computed once, and the outputs are summed in place: the same bits with fewer passes
+        over the stage's largest activations."""
+        activated = _masked(F.leaky_relu(x, LRELU_SLOPE), mask)
+        total = None
+        for block in self._stage_blocks(stage):
+            out = block(x, mask, activated)
+            total = out if total is None else total.add_(out)
+        return total.div_(self.blocks_per_stage)
 
     def _needed_ranges(self, lo: int, hi: int) -> list[tuple[int, int]]:
         """For output samples ``[lo, hi]`` (inclusive), the activation ranges each stage must produce.
