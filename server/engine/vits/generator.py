@@ -77,7 +77,7 @@ class Generator(nn.Module):
         up_ids = arch.indices("dec.ups")
         self.ups = nn.ModuleList(arch.conv(f"dec.ups.{i}").build() for i in up_ids)
         block_ids = arch.indices("dec.resblocks")
-        if not up_ids or len(block_ids) % len(up_ids):
+        if not up_ids or not block_ids or len(block_ids) % len(up_ids):
             raise ArchitectureError("decoder upsampling and residual blocks do not match")
         self.resblocks = nn.ModuleList(ResBlock(arch, f"dec.resblocks.{i}") for i in block_ids)
         self.blocks_per_stage = len(block_ids) // len(up_ids)
