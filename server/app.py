@@ -16,7 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
 from .config import ServerConfig, load_config
-from .engine import EngineConfig, VoiceCatalog
+from .engine import Engine, EngineConfig, VoiceCatalog
 from .engine.errors import SyrinxError
 from .logs import configure_logging
 from .service import SynthesisService
@@ -80,11 +80,13 @@ async def serve(
     config: ServerConfig,
     environ: Mapping[str, str],
     load_catalog: Callable[[EngineConfig], VoiceCatalog] = VoiceCatalog.load,
+    engine: Engine | None = None,
 ) -> int:
-    """Serve until SIGTERM/SIGINT, then drain; ``load_catalog`` gives the voices (default: bundled + mounted)."""
+    """Serve until SIGTERM/SIGINT, then drain; ``load_catalog`` gives the voices (default: bundled + mounted),
+    ``engine`` replaces the configured one (benchmarks)."""
     telemetry, endpoint = serving_telemetry(config.telemetry, config.host, environ)
     try:
-        return await _serve(config, telemetry, SynthesisService(config, telemetry, load_catalog))
+        return await _serve(config, telemetry, SynthesisService(config, telemetry, load_catalog, engine))
     finally:
         if endpoint is not None:
             endpoint.close()

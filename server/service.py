@@ -105,10 +105,12 @@ class SynthesisService:
         config: ServerConfig,
         telemetry: Telemetry | None = None,
         load_catalog: Callable[[EngineConfig], VoiceCatalog] = VoiceCatalog.load,
+        engine: Engine | None = None,
     ) -> None:
+        """``engine`` replaces the one ``config.engine`` describes (benchmarks of the layers above it)."""
         self.config = config
         self._load_catalog = load_catalog
-        self._engine = Engine(config.engine)
+        self._engine = engine if engine is not None else Engine(config.engine)
         self._catalog: VoiceCatalog | None = None
         self._telemetry = telemetry
         on_step = telemetry.engine_step if telemetry is not None else None

@@ -12,16 +12,20 @@ from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
 from syrinx.server.app import RunningServer, create_server, make_ready
 from syrinx.server.config import ServerConfig
+from syrinx.server.engine import VoiceCatalog
 from syrinx.server.service import SynthesisService
 
 
 class ServerThread:
-    def __init__(self, config: ServerConfig, telemetry=None, load_catalog=None) -> None:
-        """``load_catalog`` (``EngineConfig -> VoiceCatalog``) replaces the bundled and mounted voices."""
+    def __init__(self, config: ServerConfig, telemetry=None, load_catalog=None, engine=None) -> None:
+        """``load_catalog`` (``EngineConfig -> VoiceCatalog``) replaces the bundled and mounted voices,
+        ``engine`` the configured engine."""
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="test-server")
         self._thread.start()
-        service = SynthesisService(config, telemetry, load_catalog) if load_catalog is not None else None
+        service = None
+        if load_catalog is not None or engine is not None:
+            service = SynthesisService(config, telemetry, load_catalog or VoiceCatalog.load, engine)
         self.running: RunningServer = self.call(create_server(config, service, telemetry))
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.running.port}")
         self.stub = pb_grpc.SynthesizerStub(self.channel)
