@@ -197,6 +197,7 @@ class LevelSummary:
     chunks_per_request: float | None
     server_cpu_cores: float | None = None  # CPU the measured server used, in cores, over the level
     foreign_cpu_cores: float | None = None  # CPU used by processes not of this run (a shared machine)
+    server_rss_mb: float | None = None  # the measured server's resident memory at the level's end
 
 
 # ---------------------------------------------------------------- one request
@@ -490,6 +491,18 @@ def _process_ticks(pid: int) -> int | None:
     return int(after_name[11]) + int(after_name[12])  # utime + stime, all threads
 
 
+def process_rss_mb(pid: int | None) -> float | None:
+    """Resident memory of process ``pid`` (all threads), in MiB; ``None`` if it cannot be read."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    return kib / 1024
+
+
 @dataclass
 class CpuSnapshot:
     at: float
@@ -532,7 +545,8 @@ def _errors(errors: dict[str, int]) -> str:
 
 TABLE_COLUMNS = (
     ("target", 10), ("level", 6), ("requests", 9), ("p50 ms", 8), ("p95 ms", 8), ("p99 ms", 8),
-    ("underrun req", 13), ("underruns", 10), ("stall s", 8), ("x-real-time", 12), ("chunk gap ms", 13), ("srv cores", 10), ("errors", 0),
+    ("underrun req", 13), ("underruns", 10), ("stall s", 8), ("x-real-time", 12), ("chunk gap ms", 13), ("srv cores", 10),
+    ("srv MiB", 8), ("errors", 0),
 )
 
 
@@ -550,6 +564,7 @@ def table_row(s: LevelSummary) -> str:
         str(s.requests_with_underruns), str(s.underruns), f"{s.stalled_s:.1f}", f"{s.x_real_time:.2f}",
         _ms(s.mean_chunk_gap_ms) if s.mode == "calls" else "",
         "-" if s.server_cpu_cores is None else f"{s.server_cpu_cores:.2f}",
+        _ms(s.server_rss_mb),
     ]
     widths = [width for _, width in TABLE_COLUMNS]
     label = TARGET_LABELS[s.target]
@@ -716,6 +731,7 @@ async def benchmark(args: argparse.Namespace, command: str) -> None:
                 before = CpuSnapshot.take(our_pids)
                 summary, level_records = await run_level(stubs[server.target], server.target, level, settings, args.seed)
                 summary.server_cpu_cores, summary.foreign_cpu_cores = cpu_use(before, CpuSnapshot.take(our_pids), server.pid)
+                summary.server_rss_mb = process_rss_mb(server.pid)
                 server.check_running()
                 by_target[server.target] = summary
                 summaries.append(summary)
