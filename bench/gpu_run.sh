@@ -49,6 +49,9 @@ load)
     grep -q "serving on port" "$RESULTS/server.log" || { echo "server did not start"; tail "$RESULTS/server.log"; exit 1; }
     "$PYTHON" -m bench.load_bench --address "127.0.0.1:$PORT" --json "$RESULTS/load.json" --plot "$RESULTS/load.png" \
         --concurrency 1,16,64,128,256,512 --duration 20 --warmup 3 "$@" 2>&1 | tee "$RESULTS/load.txt"
+    # Memory after the sweep: the server's host side, and the GPU's (the load generator holds none).
+    { grep VmRSS "/proc/$SERVER/status" || true; nvidia-smi --query-gpu=memory.used,memory.total --format=csv || true; } \
+        2>&1 | tee -a "$RESULTS/load.txt"
     ;;
 *)
     echo "unknown stage '$STAGE': engine or load" >&2
