@@ -5,7 +5,7 @@ question becomes whether the host keeps up: gRPC, the transport's PCM framing,
 the scheduler's decisions, the loop's hand-offs, phonemization (espeak-ng, on
 the engine thread) and the engine's Python around each call. This server runs
 all of that for real, with the default voice's phonemizer and the scheduler
-limits a GPU gets (``scheduler_defaults("cuda")``), but its engine returns
+limits a GPU gets (``GPU_SCHEDULER_LIMITS``), but its engine returns
 silence at once: every sentence lasts ``FRAMES_PER_ID`` frames per phoneme id
 (the default voice's own average) and every decode window is zeros. Not part of
 the product, and not a test: point ``bench.load_bench --address`` at it.
@@ -25,15 +25,15 @@ import numpy as np
 import torch
 
 from syrinx.server.app import serve
-from syrinx.server.config import ServerConfig, load_config
+from syrinx.server.config import GPU_SCHEDULER_LIMITS, ServerConfig, load_config
 from syrinx.server.engine import DecodeWindow, Engine, EncodedSentence, SentenceRequest, Voice
 from syrinx.server.logs import configure_logging
 
 # Latent frames per phoneme id at the default speaking rate: the default voice
 # spoke the benchmark's texts at 1.9-2.0 (medium: 210 frames for 105 ids).
 FRAMES_PER_ID = 2.0
-GPU_LIMITS = ("--max-streams", "512", "--max-waiting-streams", "128", "--max-encode-batch", "64",
-              "--max-decode-batch", "128", "--max-step-frames", "16384")
+# The server's own GPU limits, as the flags that set them.
+GPU_LIMITS = [arg for name, value in GPU_SCHEDULER_LIMITS.items() for arg in (f"--{name.replace('_', '-')}", str(value))]
 
 
 class SilentEngine(Engine):

@@ -564,7 +564,7 @@ def table_row(s: LevelSummary) -> str:
         str(s.requests_with_underruns), str(s.underruns), f"{s.stalled_s:.1f}", f"{s.x_real_time:.2f}",
         _ms(s.mean_chunk_gap_ms) if s.mode == "calls" else "",
         "-" if s.server_cpu_cores is None else f"{s.server_cpu_cores:.2f}",
-        _ms(s.server_rss_mb),
+        "-" if s.server_rss_mb is None else f"{s.server_rss_mb:.0f}",
     ]
     widths = [width for _, width in TABLE_COLUMNS]
     label = TARGET_LABELS[s.target]

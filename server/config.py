@@ -106,11 +106,16 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> ServerC
     )
 
 
+# A GPU batches far more streams per step than two CPU cores (docs/scheduler.md).
+GPU_SCHEDULER_LIMITS = dict(
+    max_streams=512, max_waiting_streams=128, max_encode_batch=64, max_decode_batch=128, max_step_frames=16384
+)
+
+
 def scheduler_defaults(device: str, **overrides) -> SchedulerConfig:
-    """Scheduler limits for ``device``: a GPU batches far more streams per step than two CPU cores."""
+    """Scheduler limits for ``device``: the CPU's defaults, or ``GPU_SCHEDULER_LIMITS`` on CUDA."""
     if device.startswith("cuda"):
-        gpu = dict(max_streams=512, max_waiting_streams=128, max_encode_batch=64, max_decode_batch=128, max_step_frames=16384)
-        overrides = {**gpu, **overrides}
+        overrides = {**GPU_SCHEDULER_LIMITS, **overrides}
     return SchedulerConfig(**overrides)
 
 

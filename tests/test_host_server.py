@@ -6,6 +6,7 @@ from syrinx.v1 import synthesizer_pb2 as pb
 
 from bench.host_server import FRAMES_PER_ID, SilentEngine, server_config
 from service_fixtures import ServerThread
+from syrinx.server.config import GPU_SCHEDULER_LIMITS
 from syrinx.server.engine import VoiceCatalog
 
 TEXT = "One moment while I look that up. Your table is booked."
@@ -13,8 +14,9 @@ TEXT = "One moment while I look that up. Your table is booked."
 
 def test_gpu_limits_apply_and_flags_given_win():
     config = server_config(0, ["--max-decode-batch", "8"])
-    assert (config.scheduler.max_streams, config.scheduler.max_encode_batch) == (512, 64)
-    assert config.scheduler.max_decode_batch == 8
+    expected = {**GPU_SCHEDULER_LIMITS, "max_decode_batch": 8}
+    assert {name: getattr(config.scheduler, name) for name in expected} == expected
+    assert config.engine.device == "cpu"  # the limits come from the flags, not from a GPU
     assert config.telemetry.metrics_port is None
 
 
