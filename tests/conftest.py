@@ -7,6 +7,7 @@ every synthesis they run is seeded, so the suite is deterministic.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Sequence
 
@@ -44,6 +45,13 @@ def engine(config: EngineConfig) -> Engine:
 
 
 @pytest.fixture(scope="session")
+def whole_engine(config: EngineConfig) -> Engine:
+    """The engine with every sentence encoded whole (never head first): the reference for the
+    head-first split, and what puts a long sentence into a padded batch with others."""
+    return Engine(dataclasses.replace(config, head_first=False))
+
+
+@pytest.fixture(scope="session")
 def piper_voice(voice: Voice):
     """Piper's own voice (onnxruntime): the reference our torch model must match."""
     from piper import PiperVoice
@@ -57,9 +65,9 @@ def piper_voice(voice: Voice):
 
 
 def encode_text(engine: Engine, voice: Voice, text: str, options: SynthesisOptions) -> list[EncodedSentence]:
-    """Phonemize ``text`` and encode all its sentences in one batch."""
+    """Phonemize ``text`` and encode all its sentences (in one batch, but for long ones encoded head first)."""
     sentences = voice.phonemizer.sentences(text)
-    return engine.encode(engine.sentence_requests(voice, sentences, options))
+    return engine.finish(engine.encode(engine.sentence_requests(voice, sentences, options)))
 
 
 def decode_whole(engine: Engine, encoded: Sequence[EncodedSentence]) -> list[np.ndarray]:

@@ -21,6 +21,12 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
+def engine(whole_engine):
+    """Every sentence encoded whole, so the long one really shares the padded batch."""
+    return whole_engine
+
+
+@pytest.fixture(scope="module")
 def sentences(voice):
     result = []
     for text in TEXTS:

@@ -221,3 +221,41 @@ def test_admission_limits_streams_and_streams_waiting_to_start():
 def test_invalid_limits_are_rejected(limits, words):
     with pytest.raises(InvalidOptionError, match=words):
         SchedulerConfig(**limits)
+
+
+def test_a_sentence_encoded_head_first_gets_its_rest_encoded_before_its_second_window():
+    scheduler = make()
+    stream = scheduler.add(0.0, FRAME)
+    first = scheduler.next_step(0.0)
+    (work,) = first.encodes
+    assert work.head is None
+    # The engine encoded 22 of the sentence's frames: enough for its first window only.
+    head = Encoded("head", 22, 1, audio_of(stream, 0, 0), complete=False)
+    (delivered,) = scheduler.complete(first, [head], [], 0.0)
+    assert (delivered[0].start, delivered[0].end, delivered[0].last_in_sentence) == (0, 10, False)
+    scheduler.sent(stream)
+
+    rest = scheduler.next_step(0.0)
+    assert not rest.decodes and [(w.stream_id, w.sentence, w.head) for w in rest.encodes] == [(stream, 0, "head")]
+    # The whole sentence is 25 frames: its windows now follow from that, from the second on.
+    assert scheduler.complete(rest, [Encoded("whole", 25, 1, None)], [], 0.0) == []
+    ends = []
+    while (step := scheduler.next_step(0.0)) is not None:
+        assert not step.encodes
+        for work, _ in scheduler.complete(step, [], [audio_of(w.stream_id, w.sentence, w.start) for w in step.decodes], 0.0):
+            assert work.encoded == "whole"
+            ends.append((work.start, work.end, work.last_in_sentence, work.last_in_stream))
+            scheduler.sent(stream)
+    assert ends == [(10, 20, False, False), (20, 25, True, True)]
+    assert scheduler.active_streams == 0
+
+
+def test_a_stream_aborted_while_its_rest_is_encoded_is_dropped():
+    scheduler = make()
+    stream = scheduler.add(0.0, FRAME)
+    first = scheduler.next_step(0.0)
+    scheduler.complete(first, [Encoded("head", 22, 1, audio_of(stream, 0, 0), complete=False)], [], 0.0)
+    rest = scheduler.next_step(0.0)
+    scheduler.abort(stream)
+    assert scheduler.complete(rest, [Encoded("whole", 25, 1, None)], [], 0.0) == []
+    assert scheduler.next_step(0.0) is None and scheduler.active_streams == 0

@@ -56,7 +56,7 @@ class FakeEngine:
             FakeEncoded(
                 voice=r.voice, sentence=r.sentence, tag=r.tag, num_frames=len(r.sentence.tokens) * FRAMES_PER_WORD,
                 num_samples=len(r.sentence.tokens) * FRAMES_PER_WORD * HOP,
-                durations=np.full(len(r.sentence.tokens), FRAMES_PER_WORD),
+                durations=np.full(len(r.sentence.tokens), FRAMES_PER_WORD), complete=True,
             )
             for r in requests
         ]
@@ -67,6 +67,29 @@ class FakeEngine:
         if any(w.sentence.tag in self.fail_decode_for for w in windows):
             raise RuntimeError("decoder blew up")
         return [w.sentence.tag * 1000 + np.arange(w.start * HOP, w.end * HOP, dtype=np.float32) for w in windows]
+
+
+class HeadFirstFakeEngine(FakeEngine):
+    """Sentences over ``2 * head_frames`` frames come back encoded head first, as the real engine's long ones do."""
+
+    def __init__(self, head_frames: int) -> None:
+        super().__init__()
+        self.head_frames = head_frames
+        self.finished = 0
+
+    def encode(self, requests):
+        encoded = super().encode(requests)
+        for e in encoded:
+            if e.num_frames > 2 * self.head_frames:
+                e.complete, e.whole_frames, e.num_frames = False, e.num_frames, self.head_frames
+        return encoded
+
+    def finish(self, sentences):
+        self.finished += sum(not s.complete for s in sentences)
+        return [
+            s if s.complete else FakeEncoded(**{**vars(s), "num_frames": s.whole_frames, "complete": True})
+            for s in sentences
+        ]
 
 
 def run(coroutine):
@@ -168,3 +191,31 @@ def test_a_crashed_loop_fails_its_streams_instead_of_leaving_them_waiting():
         await loop.close()
 
     run(scenario())
+
+
+def test_a_sentence_encoded_head_first_streams_whole_and_its_start_follows_its_first_chunk():
+    async def scenario():
+        engine = HeadFirstFakeEngine(head_frames=4)
+        loop = await _started(engine)
+        # 15 frames (head first: 4 of them, then the rest), then 6 frames (whole).
+        stream = loop.open(FakeVoice(), "one two three four five. six seven", SynthesisOptions(length_scale=1.0))
+        chunks, starts_seen = [], []
+        try:
+            async for chunk in stream:
+                chunks.append(chunk)
+                starts_seen.append(len(stream.sentences))
+        finally:
+            await stream.aclose()
+        await loop.close()
+        return engine, stream, chunks, starts_seen
+
+    engine, stream, chunks, starts_seen = run(scenario())
+    assert engine.finished == 1
+    assert starts_seen[0] == 0  # the first chunk went out before its sentence's start (it needs the rest)
+    assert [s.start_sample for s in stream.sentences] == [0, 15 * HOP]
+    assert [s.num_samples for s in stream.sentences] == [15 * HOP, 6 * HOP]
+    for start in stream.sentences:
+        audio = np.concatenate([c.samples for c in chunks if c.sentence_index == start.index])
+        assert np.array_equal(audio, 1000 + np.arange(start.num_samples))
+    assert [c.start_sample for c in chunks] == [f * HOP for f in (*range(0, 15, 2), 15, 17, 19)]
+    assert [c.last_in_sentence for c in chunks] == [False] * 7 + [True] + [False] * 2 + [True]

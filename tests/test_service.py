@@ -172,6 +172,21 @@ def test_eight_concurrent_streams_each_get_their_own_audio(server, engine, voice
         assert audio == reference_pcm(engine, voice, texts[i], i), f"stream {i} got someone else's audio"
 
 
+def test_a_long_sentence_streams_the_engines_bytes_and_its_follower_starts_where_it_ends(server, engine, voice):
+    """The long sentence is encoded head first (its first chunk before its rest); the next
+    sentence's audio must still start right where the long one's ends."""
+    long = (
+        "When the long winter finally ended, the villagers gathered in the square to celebrate with music, "
+        "bread, and warm cider, telling stories of the storms they had survived together and of the spring to come."
+    )
+    text = f"{long} Then everyone went home."
+    (first, _) = voice.phonemizer.sentences(text)
+    assert not engine.encode(engine.sentence_requests(voice, [first], SynthesisOptions(seed=5)))[0].complete
+    replies = list(server.stub.StreamSynthesize(stream_request(text, seed=5)))
+    assert b"".join(r.audio for r in replies) == reference_pcm(engine, voice, text, 5)
+    assert [r.offset_samples for r in replies] == list(np.cumsum([0] + [r.num_samples for r in replies])[:-1])
+
+
 # -- errors: one test per row of the table ------------------------------------------------
 
 

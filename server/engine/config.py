@@ -80,12 +80,18 @@ class EngineConfig:
     default_voice: bool = True
     # CUDA only: replay single-sentence and single-window steps as CUDA graphs (see ``cuda``).
     cuda_graphs: bool = True
+    # Encode long sentences head first (see ``Engine.encode``): their first audio comes
+    # sooner. None: on for the CPU; off for CUDA, where a long sentence's encode is not
+    # what its first audio waits for, and where it would take the sentence out of batching.
+    head_first: bool | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise InvalidOptionError(f"dtype must be one of {', '.join(DTYPES)}, got '{self.dtype}'")
         if not _DEVICE.match(self.device):
             raise InvalidOptionError(f"device must be 'cpu', 'cuda' or 'cuda:N', got '{self.device}'")
+        if self.head_first is None:
+            object.__setattr__(self, "head_first", self.device == "cpu")
         if self.voices_dir is not None and not isinstance(self.voices_dir, Path):
             object.__setattr__(self, "voices_dir", Path(self.voices_dir))
         if self.device == "cpu" and self.dtype == "float16":

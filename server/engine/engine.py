@@ -4,7 +4,10 @@ Work comes in two kinds of step, each batched across sentences and streams:
 
 * ``encode``: text encoder + duration predictor for whole sentences (one padded
   forward pass), then expansion of the priors to latent frames and the prior
-  noise. Attention is global, so this part cannot be windowed.
+  noise. Attention is global, so this part cannot be windowed; but past the
+  attention of the encoder's last block everything is local, so a long sentence
+  can be encoded *head first*: its first phonemes' frames, enough for the first
+  decode window, and the rest (``finish``) once that window's audio is out.
 * ``decode``: flow (reverse) + HiFi-GAN for windows of latent frames. Each
   window is computed with enough context on both sides (the receptive fields
   below) that concatenating windows gives exactly the whole-sentence audio.
@@ -69,16 +72,70 @@ class SentenceRequest:
     generator: torch.Generator
 
 
+class _PriorNoise:
+    """A sentence's prior noise, drawn from its generator in blocks of frames, in time order.
+
+    So the frames a sentence encoded head first gets first are the ones it would get
+    encoded whole, and the seed alone fixes the audio.
+    """
+
+    BLOCK_FRAMES = 64
+
+    def __init__(self, generator: torch.Generator, channels: int) -> None:
+        self._generator = generator
+        self._left = torch.empty(channels, 0)  # drawn, not yet taken
+
+    def take(self, frames: int) -> torch.Tensor:
+        """The next ``frames`` frames of noise, ``(channels, frames)``."""
+        parts = [self._left]
+        drawn = self._left.shape[1]
+        while drawn < frames:
+            parts.append(torch.randn(self.BLOCK_FRAMES, self._left.shape[0], generator=self._generator).t())
+            drawn += self.BLOCK_FRAMES
+        noise = torch.cat(parts, dim=1)
+        self._left = noise[:, frames:]
+        return noise[:, :frames]
+
+
+@dataclass(frozen=True)
+class _EncodeInputs:
+    """A padded batch of sentences as the model takes it (noise already drawn)."""
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+    duration_noise: torch.Tensor
+    scales: torch.Tensor
+    g: torch.Tensor | None
+    padded: bool
+    lengths: list[int]
+
+
+@dataclass(frozen=True)
+class _Rest:
+    """What finishing a sentence encoded head first takes."""
+
+    hidden: torch.Tensor  # the text encoder's state below its last block
+    inputs: _EncodeInputs
+    noise: _PriorNoise
+    noise_scale: float
+
+
 @dataclass
 class EncodedSentence:
     voice: Voice
     sentence: PhonemizedSentence
     z_p: torch.Tensor  # (inter_channels, frames), float32 on the voice's device
-    durations: np.ndarray  # frames per phoneme id
+    durations: np.ndarray  # frames per phoneme id (of the head only, while the rest is to come)
     speaker_id: int | None
+    rest: _Rest | None = None  # set while only the head is encoded (see Engine.finish)
+
+    @property
+    def complete(self) -> bool:
+        return self.rest is None
 
     @property
     def num_frames(self) -> int:
+        """Frames known so far: the whole sentence's once ``complete``."""
         return int(self.z_p.shape[-1])
 
     @property
@@ -114,6 +171,8 @@ class SentenceStart:
 
     @classmethod
     def of(cls, encoded: EncodedSentence, index: int, start_sample: int) -> "SentenceStart":
+        if not encoded.complete:
+            raise ValueError("a sentence encoded head first has no SentenceStart until Engine.finish")
         return cls(
             index=index,
             phonemes=encoded.sentence.phonemes,
@@ -227,10 +286,54 @@ class Engine:
 
     @torch.inference_mode()
     def encode(self, requests: Sequence[SentenceRequest]) -> list[EncodedSentence]:
-        """Encode sentences in padded batches (one per voice); results follow ``requests``' order."""
-        return _per_voice(requests, lambda r: r.voice, self._encode_batch)
+        """Encode sentences in padded batches (one per voice); results follow ``requests``' order.
 
-    def _encode_batch(self, voice: Voice, batch: Sequence[SentenceRequest]) -> list[EncodedSentence]:
+        With ``config.head_first``, a long sentence comes back encoded head first (not
+        ``complete``): its first ids' frames, enough to decode its first window exactly (see
+        ``_head_ids``). :meth:`finish` encodes the rest. Sentences whose words are to be timed
+        are always encoded whole: their word timings go out with the first chunk.
+        """
+        return _per_voice(requests, lambda r: r.voice, self._encode_voice)
+
+    @torch.inference_mode()
+    def finish(self, sentences: Sequence[EncodedSentence]) -> list[EncodedSentence]:
+        """The whole of each sentence encoded head first (complete ones come back as they are).
+
+        The head's frames are kept as they were, so audio already decoded from them stays valid.
+        """
+        return [s if s.complete else self._finish(s) for s in sentences]
+
+    def _encode_voice(self, voice: Voice, batch: Sequence[SentenceRequest]) -> list[EncodedSentence]:
+        heads = [self._head_ids(request) for request in batch]
+        whole = iter(self._encode_batch(voice, [r for r, head in zip(batch, heads) if head is None]))
+        return [next(whole) if head is None else self._encode_head(voice, r, head) for r, head in zip(batch, heads)]
+
+    def _first_window_reach(self, voice: Voice) -> int:
+        """Frames a sentence must have for its first window to decode as it would from the whole
+        sentence: the window, the decoder's and the flow's right context, and the shape rounding."""
+        field = voice.model.receptive_field
+        return self.config.chunks.first_frames + field.decoder_right + field.flow + 2 * FRAME_BUCKET
+
+    def _head_ids(self, request: SentenceRequest) -> int | None:
+        """How many of the sentence's first ids to encode first, or ``None`` to encode it whole.
+
+        Every id lasts at least one frame (its duration is the ceiling of a positive width), so
+        this many ids cover the first window's reach. The head's last block and duration
+        predictor run over ``head + head_margin`` positions, a multiple of ``ID_BUCKET``; the
+        split is made only where that is at most half the sentence, as it then saves 10-20%
+        of a long sentence's encode before its first audio, and its cost (those positions,
+        encoded again with the rest) is small against the sentence's.
+        """
+        if not self.config.head_first or request.sentence.words:
+            return None
+        margin = request.voice.model.head_margin
+        rows = _round_up(self._first_window_reach(request.voice) + margin, ID_BUCKET)
+        if 2 * rows > len(request.sentence.phoneme_ids):
+            return None
+        return rows - margin
+
+    def _encode_inputs(self, voice: Voice, batch: Sequence[SentenceRequest]) -> _EncodeInputs:
+        """The batch padded to a multiple of ``ID_BUCKET`` ids, with each sentence's duration noise."""
         device, model = voice.device, voice.model
         lengths = [len(r.sentence.phoneme_ids) for r in batch]
         longest = _round_up(max(lengths), ID_BUCKET)
@@ -241,33 +344,83 @@ class Engine:
         duration_noise = _stack_padded(
             [torch.randn(noise_channels, n, generator=r.generator) * r.noise_w for r, n in zip(batch, lengths)], longest
         )
-        mask = _length_mask(lengths, longest, device, torch.float32)
-        scales = torch.tensor([r.length_scale for r in batch], dtype=torch.float32, device=device)
-        g = self._speakers(voice, [r.speaker_id for r in batch], torch.float32)
-        padded = min(lengths) != longest
+        return _EncodeInputs(
+            ids=ids.to(device),
+            mask=_length_mask(lengths, longest, device, torch.float32),
+            duration_noise=duration_noise.to(device),
+            scales=torch.tensor([r.length_scale for r in batch], dtype=torch.float32, device=device),
+            g=self._speakers(voice, [r.speaker_id for r in batch], torch.float32),
+            padded=min(lengths) != longest,
+            lengths=lengths,
+        )
+
+    def _encode_batch(self, voice: Voice, batch: Sequence[SentenceRequest]) -> list[EncodedSentence]:
+        if not batch:
+            return []
+        model = voice.model
+        inputs = self._encode_inputs(voice, batch)
+        padded = inputs.padded
 
         def encode_step(ids, mask, noise, scales, g):
             encoded = model.encode(ids, mask, noise, scales, g, padded=padded)
             return encoded.m, encoded.logs, encoded.durations
 
         m_all, logs_all, durations = self._run_step(
-            ("encode", model, len(batch), longest, padded, g is not None),
-            len(batch), encode_step, (ids.to(device), mask, duration_noise.to(device), scales, g),
+            ("encode", model, len(batch), inputs.ids.shape[1], padded, inputs.g is not None),
+            len(batch), encode_step, (inputs.ids, inputs.mask, inputs.duration_noise, inputs.scales, inputs.g),
         )
         durations = durations.cpu()
         sentences = []
         for row, request in enumerate(batch):
-            d = durations[row, : lengths[row]]
-            frames = int(d.sum())
-            if frames > 0:
-                index = torch.repeat_interleave(torch.arange(lengths[row]), d).to(device)
-                m, logs = m_all[row][:, index], logs_all[row][:, index]
+            n = inputs.lengths[row]
+            d = durations[row, :n]
+            noise = _PriorNoise(request.generator, model.inter_channels)
+            if int(d.sum()) > 0:
+                z_p = self._prior(voice, m_all[row, :, :n], logs_all[row, :, :n], d, noise, request.noise_scale)
             else:  # VITS still makes one (silent-prior) frame
-                m = logs = torch.zeros(model.inter_channels, 1, device=device)
-            noise = torch.randn(m.shape, generator=request.generator).to(device)
-            z_p = m + noise * torch.exp(logs) * request.noise_scale
+                z_p = (noise.take(1) * request.noise_scale).to(voice.device)
             sentences.append(EncodedSentence(voice, request.sentence, z_p, d.numpy().astype(np.int64), request.speaker_id))
         return sentences
+
+    def _encode_head(self, voice: Voice, request: SentenceRequest, head: int) -> EncodedSentence:
+        """The sentence's first ``head`` ids (a batch of one; never a CUDA graph: ``hidden`` is kept)."""
+        model = voice.model
+        inputs = self._encode_inputs(voice, [request])
+        hidden = model.enc_p.below_top(inputs.ids, inputs.mask, inputs.padded)
+        part = model.encode_top(
+            hidden, inputs.mask, inputs.duration_noise, inputs.scales, inputs.g, inputs.padded, head=head
+        )
+        d = part.durations[0].cpu()
+        noise = _PriorNoise(request.generator, model.inter_channels)
+        sentence = EncodedSentence(
+            voice, request.sentence, self._prior(voice, part.m[0], part.logs[0], d, noise, request.noise_scale),
+            d.numpy().astype(np.int64), request.speaker_id, rest=_Rest(hidden, inputs, noise, request.noise_scale),
+        )
+        if sentence.num_frames < self._first_window_reach(voice):  # only if some width underflowed to 0
+            return self._finish(sentence)
+        return sentence
+
+    def _finish(self, sentence: EncodedSentence) -> EncodedSentence:
+        rest, voice = sentence.rest, sentence.voice
+        assert rest is not None
+        inputs = rest.inputs
+        whole = voice.model.encode_top(rest.hidden, inputs.mask, inputs.duration_noise, inputs.scales, inputs.g, inputs.padded)
+        head, n = len(sentence.durations), inputs.lengths[0]
+        d = whole.durations[0, head:n].cpu()
+        z_rest = self._prior(voice, whole.m[0, :, head:n], whole.logs[0, :, head:n], d, rest.noise, rest.noise_scale)
+        return EncodedSentence(
+            voice, sentence.sentence, torch.cat([sentence.z_p, z_rest], dim=1),
+            np.concatenate([sentence.durations, d.numpy().astype(np.int64)]), sentence.speaker_id,
+        )
+
+    @staticmethod
+    def _prior(
+        voice: Voice, m: torch.Tensor, logs: torch.Tensor, durations: torch.Tensor, noise: _PriorNoise, noise_scale: float
+    ) -> torch.Tensor:
+        """Per-id priors ``(channels, ids)`` expanded to frames, plus their scaled noise: ``z_p``."""
+        index = torch.repeat_interleave(torch.arange(len(durations)), durations).to(voice.device)
+        m, logs = m[:, index], logs[:, index]
+        return m + noise.take(m.shape[-1]).to(voice.device) * torch.exp(logs) * noise_scale
 
     @staticmethod
     def _speakers(voice: Voice, speaker_ids: Sequence[int | None], dtype: torch.dtype) -> torch.Tensor | None:
@@ -295,6 +448,8 @@ class Engine:
                 max(0, w.start - field.decoder_left), min(frames, w.end + field.decoder_right), frames, FRAME_BUCKET
             )
             flow_lo, flow_hi = _widen(max(0, dec_lo - field.flow), min(frames, dec_hi + field.flow), frames, FRAME_BUCKET)
+            if not w.sentence.complete and flow_hi >= frames:  # it would read the missing rest as silence
+                raise ValueError(f"window [{w.start}, {w.end}) reads past the {frames} frames encoded so far")
             spans.append((dec_lo, dec_hi, flow_lo, flow_hi))
 
         g = self._speakers(voice, [w.sentence.speaker_id for w in batch], torch.float32)
@@ -339,7 +494,10 @@ class Engine:
     # -- single-request conveniences ----------------------------------------------------
 
     def stream(self, voice: Voice, text: str, options: SynthesisOptions = SynthesisOptions()) -> Iterator[SentenceStart | AudioChunk]:
-        """Yield each sentence's :class:`SentenceStart`, then its audio chunks as they are decoded."""
+        """Yield each sentence's :class:`SentenceStart` and its audio chunks as they are decoded.
+
+        A sentence's start comes before its audio, except for one encoded head first (see
+        :meth:`encode`): its first chunk comes before the rest is encoded, then its start."""
         sentences = voice.phonemizer.sentences(text, with_words=options.word_timestamps)
         return self.stream_requests(voice, self.sentence_requests(voice, sentences, options))
 
@@ -348,8 +506,16 @@ class Engine:
         offset = 0
         for index, request in enumerate(requests):
             encoded = self.encode([request])[0]
+            done = 0  # frames already sent
+            if not encoded.complete:
+                start, done = self.config.chunks.windows(encoded.num_frames)[0]
+                (audio,) = self.decode([DecodeWindow(encoded, start, done)])
+                yield AudioChunk(audio, index, offset + start * voice.hop_length, last_in_sentence=False)
+                (encoded,) = self.finish([encoded])
             yield SentenceStart.of(encoded, index, offset)
             for start, end in self.config.chunks.windows(encoded.num_frames):
+                if start < done:
+                    continue
                 (audio,) = self.decode([DecodeWindow(encoded, start, end)])
                 last_in_sentence = end == encoded.num_frames
                 yield AudioChunk(
@@ -362,7 +528,7 @@ class Engine:
         """The whole text's audio (all sentences encoded in one batch)."""
         sentences = voice.phonemizer.sentences(text)
         parts = []
-        for encoded in self.encode(self.sentence_requests(voice, sentences, options)):
+        for encoded in self.finish(self.encode(self.sentence_requests(voice, sentences, options))):
             for start in range(0, encoded.num_frames, WHOLE_WINDOW_FRAMES):
                 end = min(start + WHOLE_WINDOW_FRAMES, encoded.num_frames)
                 parts.extend(self.decode([DecodeWindow(encoded, start, end)]))

@@ -9,7 +9,10 @@ to whom. Time is a parameter (``now``) so the rules are testable without a clock
 
 An encode item also covers the first window of the sentence it encodes: the
 engine decodes that window in the same step, right after encoding, so a
-sentence's first audio costs one trip to the engine, not two.
+sentence's first audio costs one trip to the engine, not two. A long sentence
+may come back encoded head first (enough frames for that window only); its
+stream's next work is then an encode item for the rest, after which its
+windows follow from its whole length.
 
 Urgency is the moment a listener would run dry: a stream that has sent no
 audio yet is due since it arrived; one that has is due when the audio it has
@@ -74,6 +77,7 @@ class SchedulerConfig:
 class EncodeWork:
     stream_id: int
     sentence: int
+    head: Any = None  # the sentence encoded head first, whose rest this encodes (opaque here)
 
 
 @dataclass(frozen=True)
@@ -102,9 +106,10 @@ class Encoded:
     """What the scheduler needs from an encode result."""
 
     handle: Any  # passed back to the engine in DecodeWork.encoded
-    num_frames: int
+    num_frames: int  # so far, if not ``complete``
     num_sentences: int  # of the whole stream (known once its text is split)
-    first_audio: Any  # the sentence's first window (``windows(num_frames)[0]``), decoded in the same step
+    first_audio: Any  # the sentence's first window (``windows(num_frames)[0]``), decoded in the same step; None for a rest
+    complete: bool = True  # False: encoded head first, its rest to come (EncodeWork.head)
 
 
 @dataclass
@@ -115,6 +120,7 @@ class _Stream:
     num_sentences: int | None = None  # unknown until the first encode splits the text
     sentence: int = 0  # the sentence being decoded (or next to encode)
     encoded: Any = None
+    head_only: bool = False  # ``encoded`` is a head; the rest is to encode before its second window
     windows: list[tuple[int, int]] = field(default_factory=list)
     window: int = 0
     in_flight: bool = False
@@ -132,7 +138,7 @@ class _Stream:
         return 0.0 if self.first_audio_at is None else self.due() - now
 
     def needs_encode(self) -> bool:
-        return self.encoded is None
+        return self.encoded is None or self.head_only
 
 
 class Scheduler:
@@ -184,7 +190,7 @@ class Scheduler:
         for stream in sorted(self._ready(now), key=lambda s: (s.due(), s.id)):
             if stream.needs_encode():
                 if len(encodes) < config.max_encode_batch:
-                    encodes.append(EncodeWork(stream.id, stream.sentence))
+                    encodes.append(EncodeWork(stream.id, stream.sentence, stream.encoded))
                     stream.in_flight = True
                 continue
             work = self._window_work(stream)
@@ -204,9 +210,9 @@ class Scheduler:
 
         ``encoded`` follows ``step.encodes`` (``None`` marks an item that failed:
         its stream is expected to be aborted by the caller) and ``audio`` follows
-        ``step.decodes``; both are opaque here. Each encoded sentence's first
-        window comes first in the result. Work of streams aborted meanwhile is
-        dropped here.
+        ``step.decodes``; both are opaque here. Each newly encoded sentence's
+        first window comes first in the result (a rest brings no audio). Work of
+        streams aborted meanwhile is dropped here.
         """
         delivered = []
         for work, result in zip(step.encodes, encoded):
@@ -216,7 +222,11 @@ class Scheduler:
             stream.in_flight = False
             stream.num_sentences = result.num_sentences
             stream.encoded = result.handle
+            stream.head_only = not result.complete
+            # A head's frames give the same first window as the whole sentence's.
             stream.windows = self._windows(result.num_frames)
+            if work.head is not None:
+                continue  # the rest: its first window is out already
             stream.window = 0
             delivered.append((self._decoded(stream, self._window_work(stream), now), result.first_audio))
         for work, samples in zip(step.decodes, audio):
@@ -231,7 +241,7 @@ class Scheduler:
     def _window_work(stream: _Stream) -> DecodeWork:
         """The stream's current window as engine work."""
         start, end = stream.windows[stream.window]
-        last_in_sentence = stream.window == len(stream.windows) - 1
+        last_in_sentence = stream.window == len(stream.windows) - 1 and not stream.head_only
         return DecodeWork(
             stream.id, stream.sentence, stream.encoded, start, end, last_in_sentence,
             last_in_sentence and stream.sentence == stream.num_sentences - 1,

@@ -21,7 +21,7 @@ from typing import Any, AsyncIterator, Callable, Protocol, Sequence, TypeVar
 import numpy as np
 
 from ..engine import AudioChunk, DecodeWindow, EncodedSentence, SentenceRequest, SentenceStart, SynthesisOptions, Voice
-from .core import DecodeWork, Encoded, Scheduler, SchedulerConfig, Step
+from .core import DecodeWork, Encoded, EncodeWork, Scheduler, SchedulerConfig, Step
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -33,6 +33,8 @@ class EngineClient(Protocol):
     def sentence_requests(self, voice: Voice, sentences: Sequence[Any], options: SynthesisOptions) -> list[SentenceRequest]: ...
 
     def encode(self, requests: Sequence[SentenceRequest]) -> list[EncodedSentence]: ...
+
+    def finish(self, sentences: Sequence[EncodedSentence]) -> list[EncodedSentence]: ...
 
     def decode(self, windows: Sequence[DecodeWindow]) -> list[np.ndarray]: ...
 
@@ -52,7 +54,7 @@ class _Job:
     queue_wait: float | None = None  # from admission to its first engine step (set on the event loop)
     requests: list[SentenceRequest] | None = None
     sentence_offsets: list[int] = field(default_factory=list)  # first sample of each encoded sentence
-    next_offset: int = 0
+    next_offset: int = 0  # where the next sentence starts (known once this one is complete)
 
 
 @dataclass
@@ -211,9 +213,12 @@ class SchedulerLoop:
     def _execute(self, step: Step, jobs: dict[int, _Job]) -> _Outcome:
         failures: dict[int, Exception] = {}
         to_encode: list[tuple[int, SentenceRequest]] = []
+        heads = [(position, work) for position, work in enumerate(step.encodes) if work.head is not None]
         for position, work in enumerate(step.encodes):
-            job = jobs[work.stream_id]
             self.work_done[work.stream_id] += 1
+            if work.head is not None:
+                continue
+            job = jobs[work.stream_id]
             try:
                 if job.requests is None:  # the stream's first step: split and phonemize its text
                     sentences = job.voice.phonemizer.sentences(job.text, with_words=job.options.word_timestamps)
@@ -229,16 +234,28 @@ class SchedulerLoop:
         for (position, _), sentence, audio in zip(to_encode, sentences, first_audio):
             work = step.encodes[position]
             job = jobs[work.stream_id]
-            offset = job.next_offset  # sentences are encoded in order
-            job.sentence_offsets.append(offset)
-            job.next_offset += sentence.num_samples
-            encoded[position] = Encoded(sentence, sentence.num_frames, len(job.requests), audio)
-            starts.append((work.stream_id, SentenceStart.of(sentence, work.sentence, offset)))
+            job.sentence_offsets.append(job.next_offset)  # sentences are encoded in order
+            encoded[position] = Encoded(sentence, sentence.num_frames, len(job.requests), audio, sentence.complete)
+            if sentence.complete:  # a head's start waits for its rest (it carries the whole length)
+                starts.append((work.stream_id, self._start(job, work, sentence)))
+
+        wholes = self._engine.finish([work.head for _, work in heads]) if heads else []
+        for (position, work), sentence in zip(heads, wholes):
+            job = jobs[work.stream_id]
+            encoded[position] = Encoded(sentence, sentence.num_frames, len(job.requests), None)
+            starts.append((work.stream_id, self._start(job, work, sentence)))
 
         for work in step.decodes:
             self.work_done[work.stream_id] += 1
         audio = self._decode([DecodeWindow(work.encoded, work.start, work.end) for work in step.decodes])
         return _Outcome(encoded, starts, audio, failures)
+
+    @staticmethod
+    def _start(job: _Job, work: EncodeWork, sentence: EncodedSentence) -> SentenceStart:
+        """A complete sentence's start; the next sentence begins where it ends."""
+        offset = job.sentence_offsets[work.sentence]
+        job.next_offset = offset + sentence.num_samples
+        return SentenceStart.of(sentence, work.sentence, offset)
 
     def _decode(self, windows: list[DecodeWindow]) -> list[np.ndarray]:
         """Decode in calls of at most ``max_decode_batch`` windows."""

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .architecture import Architecture, ArchitectureError
-from .layers import ChannelLayerNorm, DilatedDepthSeparableConv, conditioning
+from .layers import ChannelLayerNorm, DilatedDepthSeparableConv, conditioning, conv_radius
 
 # Constants of VITS's ConvFlow spline; they are code, not weights, in every Piper voice.
 SPLINE_TAIL_BOUND = 5.0
@@ -124,6 +124,10 @@ class StochasticDurationPredictor(nn.Module):
         for i in self.flow_ids:
             self.flows[str(i)] = ConvFlow(arch, f"dp.flows.{i}")
 
+    @property
+    def radius(self) -> int:
+        return receptive_radius(self)
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
         """Log-durations ``(batch, 1, phonemes)`` from encoder states and scaled noise ``(batch, 2, phonemes)``."""
         mask_tm = mask.transpose(1, 2)
@@ -152,12 +156,24 @@ class DurationPredictor(nn.Module):
         self.proj = arch.conv("dp.proj").build()
         self.cond = conditioning(arch, "dp.cond")
 
+    @property
+    def radius(self) -> int:
+        return receptive_radius(self)
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor | None = None, g: torch.Tensor | None = None) -> torch.Tensor:
         if g is not None and self.cond is not None:
             x = x + self.cond(g)
         x = self.norm_1(torch.relu(self.conv_1(x * mask)))
         x = self.norm_2(torch.relu(self.conv_2(x * mask)))
         return self.proj(x * mask) * mask
+
+
+def receptive_radius(predictor: nn.Module) -> int:
+    """Phonemes of context each side that one duration can depend on: the sum of every
+    convolution's reach, a bound for any way they are chained (for the stochastic
+    predictor it is exact: its conditioning stack, then each flow's stack in turn,
+    ±52 phonemes for Piper's voices)."""
+    return sum(conv_radius(m) for m in predictor.modules() if isinstance(m, nn.Conv1d))
 
 
 def build_duration_predictor(arch: Architecture) -> nn.Module:

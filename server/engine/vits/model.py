@@ -78,6 +78,11 @@ class VitsModel(nn.Module):
             return None
         return self.emb_g(speaker_ids).unsqueeze(-1)
 
+    @property
+    def head_margin(self) -> int:
+        """Phoneme ids past a head's last one that its durations and priors depend on."""
+        return self.dp.radius + self.enc_p.encoder.top_radius
+
     def encode(
         self,
         ids: torch.Tensor,
@@ -93,8 +98,34 @@ class VitsModel(nn.Module):
         each sentence's noise width (zeros for the plain predictor). ``padded``: whether
         any id is padding (``False`` saves the attention masks).
         """
-        x, m, logs = self.enc_p(ids, mask, padded)
+        hidden = self.enc_p.below_top(ids, mask, padded)
+        return self.encode_top(hidden, mask, duration_noise, length_scales, g, padded)
+
+    def encode_top(
+        self,
+        hidden: torch.Tensor,
+        mask: torch.Tensor,
+        duration_noise: torch.Tensor,
+        length_scales: torch.Tensor,
+        g: torch.Tensor | None = None,
+        padded: bool = True,
+        head: int | None = None,
+    ) -> EncodedBatch:
+        """:meth:`encode` from the text encoder's state below its last block (``enc_p.below_top``).
+
+        With ``head``, only the first ``head`` phoneme ids' priors and durations, computed from
+        ``head + head_margin`` positions: the encoder's last block and the duration predictor
+        are local past the attention, so those values equal the whole sentence's, for a
+        fraction of the work on a long sentence.
+        """
+        rows = None if head is None else head + self.head_margin
+        x, m, logs = self.enc_p.top(hidden, mask, padded, rows)
+        if head is not None:
+            known = rows - self.enc_p.encoder.top_radius  # outputs past this read the cut
+            x, mask, duration_noise = x[..., :known], mask[..., :known], duration_noise[..., :known]
         logw = self.dp(x, mask, duration_noise, g=g)
         widths = torch.exp(logw) * mask * length_scales[:, None, None]
         durations = torch.ceil(widths)[:, 0].long()
+        if head is not None:
+            m, logs, durations = m[..., :head], logs[..., :head], durations[..., :head]
         return EncodedBatch(m=m, logs=logs, durations=durations)

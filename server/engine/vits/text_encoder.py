@@ -11,7 +11,7 @@ from torch import nn
 
 from .architecture import Architecture, ArchitectureError
 from .convs import PackedLinear
-from .layers import ChannelLayerNorm
+from .layers import ChannelLayerNorm, conv_radius
 
 # Masked attention logits get this value (as in VITS) rather than -inf: exp()
 # of it is 0 all the same, and nothing can turn it into a NaN.
@@ -19,21 +19,22 @@ _MASKED_LOGIT = -1e4
 
 
 @functools.lru_cache(maxsize=64)
-def _band_cells(length: int, window: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Where the relative band's cells that fall inside a ``T x T`` matrix live.
+def _band_cells(rows: int, length: int, window: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the relative band's cells that fall inside a ``Q x T`` matrix live (the scores of
+    the first ``Q`` queries against ``T`` keys).
 
-    Returns flat indices into ``(T, T)`` (cell ``(i, i + r - w)``) and, in the same order,
-    into ``(T, 2w + 1)`` (cell ``(i, r)``). Moving ``T * (2w + 1)`` values through them
+    Returns flat indices into ``(Q, T)`` (cell ``(i, i + r - w)``) and, in the same order,
+    into ``(Q, 2w + 1)`` (cell ``(i, r)``). Moving ``T * (2w + 1)`` values through them
     costs nothing next to padding and re-reading ``T x T`` buffers, as this did before:
     at 557 ids, filling those with zeros took longer than the softmax, and without it a
     12 s sentence's first audio came 5% sooner.
     """
-    rows = torch.arange(length).unsqueeze(1)
+    query = torch.arange(rows).unsqueeze(1)
     offsets = torch.arange(-window, window + 1)
-    cols = rows + offsets
+    cols = query + offsets
     inside = (cols >= 0) & (cols < length)
-    full = (rows * length + cols)[inside]
-    band = (rows * (2 * window + 1) + offsets + window)[inside]
+    full = (query * length + cols)[inside]
+    band = (query * (2 * window + 1) + offsets + window)[inside]
     return full.to(device), band.to(device)
 
 
@@ -70,38 +71,41 @@ class RelativeAttention(nn.Module):
             return self.conv_q.time_major(x), self.conv_k.time_major(x), self.conv_v.time_major(x)
         return torch.split(self._fused_qkv(x), self.conv_q.out_channels, dim=-1)
 
-    def forward(self, x: torch.Tensor, key_bias: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_bias: torch.Tensor | None, queries: int | None = None) -> torch.Tensor:
         """``x`` is time-major ``(batch, T, channels)``; ``key_bias`` is ``(batch, 1, T)``:
         0 at real positions and ``_MASKED_LOGIT`` at padded ones, or ``None`` when nothing
-        is padded.
+        is padded. With ``queries``, only the first ``queries`` positions attend (every
+        position is still a key): the output is ``(batch, queries, channels)``.
 
         Only keys are masked: a padded query row's output is garbage that the caller masks
         away, and no valid row reads it, so masking it too (as VITS does) changes nothing."""
         batch, length, channels = x.shape
         heads, head_channels = self.n_heads, self.head_channels
         rows = batch * heads
+        attending = length if queries is None else queries
 
-        def split_heads(t: torch.Tensor) -> torch.Tensor:  # (batch * heads, T, head_channels)
-            return t.reshape(batch, length, heads, head_channels).transpose(1, 2).reshape(rows, length, head_channels)
+        def split_heads(t: torch.Tensor, positions: int) -> torch.Tensor:  # (batch * heads, positions, head_channels)
+            return t.reshape(batch, positions, heads, head_channels).transpose(1, 2).reshape(rows, positions, head_channels)
 
-        query, key, value = (split_heads(t) for t in self._qkv(x))
-        query = query / math.sqrt(head_channels)
+        query, key, value = self._qkv(x)
+        query = split_heads(query[:, :attending], attending) / math.sqrt(head_channels)
+        key, value = split_heads(key, length), split_heads(value, length)
 
         # The key mask rides in as the product's addend: cheaper than masking afterwards.
         if key_bias is None:
             scores = torch.bmm(query, key.transpose(1, 2))
         else:
             scores = torch.baddbmm(key_bias.repeat_interleave(heads, dim=0), query, key.transpose(1, 2))
-        full_cells, band_cells = _band_cells(length, self.window, x.device)
-        rel_logits = (query @ self.emb_rel_k[0].transpose(0, 1)).view(rows, -1)  # (rows, T * (2w + 1))
+        full_cells, band_cells = _band_cells(attending, length, self.window, x.device)
+        rel_logits = (query @ self.emb_rel_k[0].transpose(0, 1)).view(rows, -1)  # (rows, Q * (2w + 1))
         scores.view(rows, -1).index_add_(1, full_cells, rel_logits.index_select(1, band_cells))
         weights = torch.softmax(scores, dim=-1)
 
-        band = weights.new_zeros(rows, length * (2 * self.window + 1))
+        band = weights.new_zeros(rows, attending * (2 * self.window + 1))
         band.index_copy_(1, band_cells, weights.view(rows, -1).index_select(1, full_cells))
-        rel_values = band.view(rows, length, -1) @ self.emb_rel_v[0]
+        rel_values = band.view(rows, attending, -1) @ self.emb_rel_v[0]
         output = torch.baddbmm(rel_values, weights, value)
-        output = output.view(batch, heads, length, head_channels).transpose(1, 2).reshape(batch, length, channels)
+        output = output.view(batch, heads, attending, head_channels).transpose(1, 2).reshape(batch, attending, channels)
         return self.conv_o.time_major(output)
 
 
@@ -156,18 +160,45 @@ class RelativeTransformer(nn.Module):
         self.norm_layers_1 = nn.ModuleList(ChannelLayerNorm(channels) for _ in layer_ids)
         self.norm_layers_2 = nn.ModuleList(ChannelLayerNorm(channels) for _ in layer_ids)
 
+    @property
+    def top_radius(self) -> int:
+        """Positions of context each side that the last block's feed-forward convs read."""
+        ffn = self.ffn_layers[-1]
+        return conv_radius(ffn.conv_1) + conv_radius(ffn.conv_2)
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor, padded: bool = True) -> torch.Tensor:
         """``x`` is ``(batch, time, channels)``, ``mask`` ``(batch, 1, time)``.
 
         ``padded`` (whether ``mask`` has zeros) is the caller's to say: reading it off the mask
         would wait for the device, which a CUDA graph cannot do."""
-        key_bias = (1 - mask) * _MASKED_LOGIT if padded else None
-        mask = mask.transpose(1, 2)
+        return self.top(self.below_top(x, mask, padded), mask, padded)
+
+    def below_top(self, x: torch.Tensor, mask: torch.Tensor, padded: bool = True) -> torch.Tensor:
+        """Every block but the last, over every position (its input, time-major)."""
+        key_bias, mask = _masks(mask, padded)
         x = x * mask
-        for attn, norm_1, ffn, norm_2 in zip(self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2):
-            x = norm_1.time_major(x + attn(x, key_bias))
-            x = norm_2.time_major(x + ffn(x, mask))
-        return x * mask
+        for i in range(len(self.attn_layers) - 1):
+            x = self._block(i, x, key_bias, mask)
+        return x
+
+    def top(self, x: torch.Tensor, mask: torch.Tensor, padded: bool = True, rows: int | None = None) -> torch.Tensor:
+        """The last block over ``below_top``'s output; with ``rows``, only for the first ``rows``
+        positions (attending to all). Those outputs are exact up to ``rows - top_radius``: the
+        feed-forward convs read zeros past the cut."""
+        key_bias, mask = _masks(mask, padded)
+        return self._block(len(self.attn_layers) - 1, x, key_bias, mask, rows) * mask[:, :rows]
+
+    def _block(self, i: int, x: torch.Tensor, key_bias: torch.Tensor | None, mask: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+        attended = self.attn_layers[i](x, key_bias, rows)
+        if rows is not None:
+            x, mask = x[:, :rows], mask[:, :rows]
+        x = self.norm_layers_1[i].time_major(x + attended)
+        return self.norm_layers_2[i].time_major(x + self.ffn_layers[i](x, mask))
+
+
+def _masks(mask: torch.Tensor, padded: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The attention's key bias (``None`` when nothing is padded) and the time-major mask."""
+    return ((1 - mask) * _MASKED_LOGIT if padded else None), mask.transpose(1, 2)
 
 
 class TextEncoder(nn.Module):
@@ -187,7 +218,18 @@ class TextEncoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return hidden states ``x``, prior mean ``m`` and log-scale ``logs`` (all masked,
         ``(batch, channels, phonemes)``; views of time-major tensors)."""
-        x = self.encoder(self.emb(ids) * self.embed_scale, mask, padded)
-        stats = self.proj.time_major(x) * mask.transpose(1, 2)
+        return self.top(self.below_top(ids, mask, padded), mask, padded)
+
+    def below_top(self, ids: torch.Tensor, mask: torch.Tensor, padded: bool = True) -> torch.Tensor:
+        """Everything before the transformer's last block (see ``RelativeTransformer.below_top``)."""
+        return self.encoder.below_top(self.emb(ids) * self.embed_scale, mask, padded)
+
+    def top(
+        self, hidden: torch.Tensor, mask: torch.Tensor, padded: bool = True, rows: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``forward``'s outputs from ``below_top``'s, for the first ``rows`` positions (all by
+        default; exact up to ``rows - encoder.top_radius``)."""
+        x = self.encoder.top(hidden, mask, padded, rows)
+        stats = self.proj.time_major(x) * mask[..., :rows].transpose(1, 2)
         m, logs = torch.split(stats.transpose(1, 2), self.inter_channels, dim=1)
         return x.transpose(1, 2), m, logs
