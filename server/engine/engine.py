@@ -19,6 +19,7 @@ gives the same audio whatever else shares the batch and on any device.
 from __future__ import annotations
 
 import secrets
+import sys
 from dataclasses import dataclass
 from typing import Callable, Hashable, Iterator, Sequence, TypeVar
 
@@ -31,6 +32,7 @@ from .config import EngineConfig
 from .cuda import GraphCache, Inputs, Outputs, use_ieee_float32
 from .errors import InvalidOptionError
 from .phonemizer import PhonemizedSentence
+from .vits.model import ReceptiveField
 from .words import WordSpan
 from .voice import Voice
 
@@ -79,7 +81,7 @@ class _PriorNoise:
     encoded whole, and the seed alone fixes the audio.
     """
 
-    BLOCK_FRAMES = 64
+    BLOCK_FRAMES = 16  # small: the frames drawn past the last one taken are wasted work
 
     def __init__(self, generator: torch.Generator, channels: int) -> None:
         self._generator = generator
@@ -226,6 +228,13 @@ def _widen(lo: int, hi: int, frames: int, multiple: int) -> tuple[int, int]:
     return lo - left, hi + right
 
 
+def _window_spans(start: int, end: int, frames: int, field: ReceptiveField) -> tuple[int, int, int, int]:
+    """The frames the decoder and the flow run over for core frames ``[start, end)`` of a
+    sentence of ``frames``: ``(decoder_lo, decoder_hi, flow_lo, flow_hi)``."""
+    dec_lo, dec_hi = _widen(max(0, start - field.decoder_left), min(frames, end + field.decoder_right), frames, FRAME_BUCKET)
+    return dec_lo, dec_hi, *_widen(max(0, dec_lo - field.flow), min(frames, dec_hi + field.flow), frames, FRAME_BUCKET)
+
+
 def _stack_padded(items: Sequence[torch.Tensor], length: int) -> torch.Tensor:
     return torch.stack([F.pad(t, (0, length - t.shape[-1])) for t in items])
 
@@ -309,10 +318,11 @@ class Engine:
         return [next(whole) if head is None else self._encode_head(voice, r, head) for r, head in zip(batch, heads)]
 
     def _first_window_reach(self, voice: Voice) -> int:
-        """Frames a sentence must have for its first window to decode as it would from the whole
-        sentence: the window, the decoder's and the flow's right context, and the shape rounding."""
-        field = voice.model.receptive_field
-        return self.config.chunks.first_frames + field.decoder_right + field.flow + 2 * FRAME_BUCKET
+        """Frames a head must have for its first window to decode as it would from the whole
+        sentence: one more than the flow's span for that window in an endless sentence
+        (``decode`` refuses a head's window whose span reaches the head's end)."""
+        *_, flow_hi = _window_spans(0, self.config.chunks.first_frames, sys.maxsize, voice.model.receptive_field)
+        return flow_hi + 1
 
     def _head_ids(self, request: SentenceRequest) -> int | None:
         """How many of the sentence's first ids to encode first, or ``None`` to encode it whole.
@@ -444,10 +454,7 @@ class Engine:
             frames = w.sentence.num_frames
             if not 0 <= w.start < w.end <= frames:
                 raise ValueError(f"window [{w.start}, {w.end}) outside sentence of {frames} frames")
-            dec_lo, dec_hi = _widen(
-                max(0, w.start - field.decoder_left), min(frames, w.end + field.decoder_right), frames, FRAME_BUCKET
-            )
-            flow_lo, flow_hi = _widen(max(0, dec_lo - field.flow), min(frames, dec_hi + field.flow), frames, FRAME_BUCKET)
+            dec_lo, dec_hi, flow_lo, flow_hi = _window_spans(w.start, w.end, frames, field)
             if not w.sentence.complete and flow_hi >= frames:  # it would read the missing rest as silence
                 raise ValueError(f"window [{w.start}, {w.end}) reads past the {frames} frames encoded so far")
             spans.append((dec_lo, dec_hi, flow_lo, flow_hi))
