@@ -174,7 +174,7 @@ class RelativeTransformer(nn.Module):
         return self.top(self.below_top(x, mask, padded), mask, padded)
 
     def below_top(self, x: torch.Tensor, mask: torch.Tensor, padded: bool = True) -> torch.Tensor:
-        """Every block but the last, over every position (its input, time-major)."""
+        """Every block but the last, over every position: the last block's input (time-major)."""
         key_bias, mask = _masks(mask, padded)
         x = x * mask
         for i in range(len(self.attn_layers) - 1):
