@@ -113,12 +113,22 @@ def _depthwise_time_major(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     With a few taps and one weight per channel this is element-wise work: it ran in
     a third to a half of oneDNN's time for these shapes (whose dilated depth-wise
     kernel was slowest), and it runs as it is on any device.
+
+    Each tap adds into the output rows whose input it reads, instead of reading a
+    zero-padded copy of ``x``; taps are added in kernel order, so the sums are the
+    padded conv's bit for bit. The taps are made contiguous first: broadcasting a
+    strided tap vector kept the multiply-add from vectorizing (13 against 5 us at
+    112 rows). Together: the duration predictor took 0.94 of its time at 112 ids.
     """
-    pad, dilation = conv.padding[0], conv.dilation[0]
-    length = x.shape[1] + 2 * pad - dilation * (conv.kernel_size[0] - 1)
-    padded = F.pad(x, (0, 0, pad, pad))
-    taps = conv.weight[:, 0, :].t()  # (kernel, channels)
-    y = conv.bias if conv.bias is not None else torch.zeros_like(taps[0])
-    for j in range(conv.kernel_size[0]):
-        y = torch.addcmul(y, padded[:, j * dilation : j * dilation + length], taps[j])
+    pad, dilation, kernel = conv.padding[0], conv.dilation[0], conv.kernel_size[0]
+    batch, steps, channels = x.shape
+    length = steps + 2 * pad - dilation * (kernel - 1)
+    taps = conv.weight[:, 0, :].t().contiguous()  # (kernel, channels)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(taps[0])
+    y = bias.expand(batch, length, channels).contiguous()
+    for j in range(kernel):
+        shift = j * dilation - pad  # output row t reads input row t + shift
+        lo, hi = max(0, -shift), min(length, steps - shift)
+        if lo < hi:
+            y[:, lo:hi].addcmul_(x[:, lo + shift : hi + shift], taps[j])
     return y
