@@ -11,7 +11,6 @@ chunks, or at the time a stream that was ahead of real time becomes due.
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import logging
 import time
@@ -85,8 +84,6 @@ class SchedulerLoop:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._crashed: BaseException | None = None
-        # Engine work items run per stream id, kept after the stream ends (tests count them).
-        self.work_done: collections.Counter[int] = collections.Counter()
 
     @property
     def active_streams(self) -> int:
@@ -215,7 +212,6 @@ class SchedulerLoop:
         to_encode: list[tuple[int, SentenceRequest]] = []
         heads = [(position, work) for position, work in enumerate(step.encodes) if work.head is not None]
         for position, work in enumerate(step.encodes):
-            self.work_done[work.stream_id] += 1
             if work.head is not None:
                 continue
             job = jobs[work.stream_id]
@@ -245,8 +241,6 @@ class SchedulerLoop:
             encoded[position] = Encoded(sentence, sentence.num_frames, len(job.requests), None)
             starts.append((work.stream_id, self._start(job, work, sentence)))
 
-        for work in step.decodes:
-            self.work_done[work.stream_id] += 1
         audio = self._decode([DecodeWindow(work.encoded, work.start, work.end) for work in step.decodes])
         return _Outcome(encoded, starts, audio, failures)
 

@@ -12,6 +12,7 @@ policies obey.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -63,7 +64,14 @@ def _trailers(code: grpc.StatusCode, message: str, error: Exception) -> tuple[tu
 
 async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
     code, message = status_for(error)
-    await context.abort(code, message, _trailers(code, message, error))
+    try:
+        await context.abort(code, message, _trailers(code, message, error))
+    except grpc.aio.InternalError as unsent:
+        # The call ended (its deadline passed, or the caller hung up) while this answer was
+        # on its way, before gRPC had noticed: nobody is left to tell. End it as gRPC ends
+        # a call cancelled under a running handler, instead of letting gRPC log an error
+        # with a stack trace for it (seen under load, with short client deadlines).
+        raise asyncio.CancelledError("the call ended before its status could be sent") from unsent
 
 
 def translate_errors(method: Callable[..., Any]) -> Callable[..., Any]:
