@@ -164,14 +164,17 @@ class SynthesisService:
         """Validate ``request`` and take a stream slot.
 
         Every input error is raised here, before any audio, so a client gets one
-        clear status instead of a stream that fails half-way.
+        clear status instead of a stream that fails half-way. ``streaming=False`` (a unary
+        call): the audio is encoded whole, and nobody plays it as it comes, so the
+        scheduler does not pace it to real time.
         """
         catalog = self._require_ready()
         voice = catalog.get(request.voice or None)
         options = self._options(voice, request)
         output = request.audio.resolve(voice.info.sample_rate, streaming)
         self._check_text(request.text)
-        return SpeechStream(voice, output, request.text, self._scheduler.open(voice, request.text, options))
+        scheduled = self._scheduler.open(voice, request.text, options, paced=streaming)
+        return SpeechStream(voice, output, request.text, scheduled)
 
     async def synthesize(self, request: SpeechRequest) -> tuple[Voice, OutputFormat, np.ndarray]:
         """The whole text's audio at the voice's rate, with its voice and the format to encode it in."""

@@ -118,6 +118,29 @@ def test_a_stream_far_ahead_of_real_time_waits_until_it_is_due():
     assert scheduler.next_wake(0.05) == pytest.approx(0.1)
 
 
+def test_an_unpaced_stream_never_waits_for_real_time():
+    scheduler = make(max_ahead_seconds=0.3)
+    driver = Driver(scheduler, frames=1000)
+    scheduler.add(0.0, FRAME, paced=False)  # a unary call: nobody plays it as it comes
+    while driver.step(0.0) is not None:
+        pass
+    assert len(driver.delivered) == 1000 // WINDOW  # all of it, without the clock moving
+    assert scheduler.next_wake(0.0) is None
+
+
+def test_an_unpaced_stream_yields_to_a_paced_one_that_would_run_dry_sooner():
+    scheduler = make(max_decode_batch=1, max_ahead_seconds=0.5)
+    driver = Driver(scheduler, frames=1000)
+    unary = scheduler.add(0.0, FRAME, paced=False)
+    for _ in range(20):  # the unary call alone: 2 s of audio ready at once
+        driver.step(0.0)
+    paced = scheduler.add(0.0, FRAME)
+    assert [w.stream_id for w in driver.step(0.0).encodes] == [paced]
+    order = [w.stream_id for _ in range(6) for w in driver.step(0.0).decodes]
+    # The paced stream (due at 0.1 s) goes first until it is 0.5 s ahead; then the unary call.
+    assert order == [paced] * 4 + [unary] * 2
+
+
 def test_unsent_chunks_hold_a_stream_back_until_the_transport_takes_them():
     scheduler = make(max_unsent_chunks=2, max_ahead_seconds=100)
     driver = Driver(scheduler, frames=1000)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import gc
+import time
 import weakref
 from types import SimpleNamespace
 
@@ -100,8 +101,8 @@ def run(coroutine):
     return asyncio.run(coroutine)
 
 
-async def _started(engine: FakeEngine, **limits) -> SchedulerLoop:
-    loop = SchedulerLoop(engine, SchedulerConfig(**limits), lambda n: [(s, min(s + 2, n)) for s in range(0, n, 2)])
+async def _started(engine: FakeEngine, clock=time.monotonic, **limits) -> SchedulerLoop:
+    loop = SchedulerLoop(engine, SchedulerConfig(**limits), lambda n: [(s, min(s + 2, n)) for s in range(0, n, 2)], clock=clock)
     loop.start()
     return loop
 
@@ -157,6 +158,23 @@ def test_a_closed_stream_takes_no_more_engine_steps_and_its_memory_is_freed():
     assert at_end <= at_close + 1  # at most the step already running when it closed
     assert at_end < 200 * FRAMES_PER_WORD / 2 / 4  # far from the whole text
     assert freed, "the closed stream's encoded sentence is still held"
+
+
+def test_an_unpaced_stream_runs_to_its_end_while_the_clock_stands_still():
+    """A unary call's stream is never held back for being ahead of real time: with a clock that
+    never moves, a paced stream would stop 0.5 s of audio in, and this one still finishes."""
+
+    async def scenario():
+        loop = await _started(FakeEngine(), clock=lambda: 0.0, max_ahead_seconds=0.5)
+        stream = loop.open(FakeVoice(), " ".join(["word"] * 100), SynthesisOptions(length_scale=1.0), paced=False)
+        try:
+            return await asyncio.wait_for(_collect(stream), timeout=60)  # a hang becomes a failure
+        finally:
+            await loop.close()
+
+    chunks = run(scenario())
+    assert chunks[-1].last_in_stream
+    assert sum(len(c.samples) for c in chunks) == 100 * FRAMES_PER_WORD * HOP  # 3 s of audio at 400 Hz
 
 
 def test_a_failing_step_fails_its_streams_only_and_the_loop_goes_on():

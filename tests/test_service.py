@@ -217,6 +217,21 @@ def test_unknown_voice_is_not_found_and_lists_voices(server, voice):
     assert "en_GB-nobody-low" in error.details() and voice.name in error.details()
 
 
+def test_a_huge_voice_name_is_not_found_and_quoted_in_part(server):
+    """A status message rides in a trailer that clients cap at 16 KiB: the error must quote the
+    name's start, or the caller gets RESOURCE_EXHAUSTED for the trailer instead of NOT_FOUND."""
+    error = _error(lambda: server.stub.StreamSynthesize(stream_request("Hello.", voice="v" * 100_000)))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert "v" * 80 + "... (100000 characters)" in error.details()
+
+
+def test_a_sentence_of_thousands_of_unknown_symbols_is_invalid_argument(server):
+    symbols = " ".join(chr(0x4E00 + i) for i in range(2000))  # raw phonemes the voice's map lacks
+    error = _error(lambda: server.stub.Synthesize(pb.SynthesizeRequest(text=f"[[ {symbols} ]]")))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not in the voice's phoneme map" in error.details() and "and 1980 more" in error.details()
+
+
 @pytest.mark.parametrize(
     "fields, words",
     [

@@ -20,7 +20,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Protocol
 
-from .errors import InvalidTextError
+from .errors import InvalidTextError, listed
 from .words import WordSpan, align_words
 
 # C0/C1 control characters except tab/newline/carriage return, which become spaces.
@@ -88,7 +88,7 @@ class PiperPhonemizer:
                 unknown = sorted({p for p in phonemes if p not in self._id_map and not p.isspace()})
                 if unknown:  # not a pause: words the voice cannot say, which Piper would drop silently
                     raise InvalidTextError(
-                        f"a sentence has nothing to speak in this voice: its phonemes ({' '.join(unknown)}) "
+                        f"a sentence has nothing to speak in this voice: its phonemes ({listed(unknown, ' ')}) "
                         "are not in the voice's phoneme map; rewrite or remove it"
                     )
                 continue

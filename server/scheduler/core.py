@@ -20,6 +20,11 @@ sent, played in real time from its first chunk, runs out. Earliest first. A
 stream more than ``max_ahead_seconds`` ahead of real time, or whose transport
 has not taken its last chunks, waits (backpressure), which also keeps one long
 text from holding the device while short ones queue.
+
+A stream added unpaced (a unary call, whose caller waits for all of its audio
+and plays none of it as it comes) never waits for real time: it takes whatever
+the paced streams leave, in the same order of urgency, so it still yields to
+every stream whose listener would run dry sooner.
 """
 
 from __future__ import annotations
@@ -127,6 +132,7 @@ class _Stream:
     first_audio_at: float | None = None
     produced_seconds: float = 0.0
     unsent_chunks: int = 0
+    paced: bool = True  # held back when far ahead of real time (False: a unary call's stream)
 
     def due(self) -> float:
         """When a listener playing this stream in real time runs out of audio."""
@@ -151,8 +157,11 @@ class Scheduler:
 
     # -- admission ----------------------------------------------------------------------
 
-    def add(self, now: float, seconds_per_frame: float) -> int:
-        """Admit a stream and return its id, or raise :class:`OverCapacityError` at once."""
+    def add(self, now: float, seconds_per_frame: float, paced: bool = True) -> int:
+        """Admit a stream and return its id, or raise :class:`OverCapacityError` at once.
+
+        ``paced=False`` for a stream nobody plays as it comes (a unary call): it is never
+        held back for being ahead of real time."""
         config = self.config
         if len(self._streams) >= config.max_streams:
             raise OverCapacityError(
@@ -166,7 +175,7 @@ class Scheduler:
             )
         stream_id = self._next_id
         self._next_id += 1
-        self._streams[stream_id] = _Stream(stream_id, now, seconds_per_frame)
+        self._streams[stream_id] = _Stream(stream_id, now, seconds_per_frame, paced=paced)
         return stream_id
 
     def abort(self, stream_id: int) -> None:
@@ -264,7 +273,7 @@ class Scheduler:
     def next_wake(self, now: float) -> float | None:
         """When a stream held back only for being ahead of real time becomes ready (``None``: never by time)."""
         limit = self.config.max_ahead_seconds
-        times = [s.due() - limit for s in self._streams.values() if self._free(s) and s.ahead(now) >= limit]
+        times = [s.due() - limit for s in self._streams.values() if self._free(s) and s.paced and s.ahead(now) >= limit]
         return min(times, default=None)
 
     # -- introspection ------------------------------------------------------------------
@@ -284,4 +293,4 @@ class Scheduler:
 
     def _ready(self, now: float) -> list[_Stream]:
         limit = self.config.max_ahead_seconds
-        return [s for s in self._streams.values() if self._free(s) and s.ahead(now) < limit]
+        return [s for s in self._streams.values() if self._free(s) and (not s.paced or s.ahead(now) < limit)]

@@ -122,13 +122,14 @@ class SchedulerLoop:
 
     # -- streams ------------------------------------------------------------------------
 
-    def open(self, voice: Voice, text: str, options: SynthesisOptions) -> "ScheduledStream":
-        """Admit a stream (or raise :class:`~.core.OverCapacityError` at once)."""
+    def open(self, voice: Voice, text: str, options: SynthesisOptions, paced: bool = True) -> "ScheduledStream":
+        """Admit a stream (or raise :class:`~.core.OverCapacityError` at once); ``paced=False``
+        for a caller that takes the whole audio at once (see :meth:`~.core.Scheduler.add`)."""
         if self._crashed is not None:
             raise RuntimeError("the scheduler loop has stopped") from self._crashed
         seconds_per_frame = voice.hop_length / voice.info.sample_rate
         now = self._clock()
-        stream_id = self._scheduler.add(now, seconds_per_frame)
+        stream_id = self._scheduler.add(now, seconds_per_frame, paced)
         job = _Job(voice, text, options, now)
         self._jobs[stream_id] = job
         self._wake.set()

@@ -77,7 +77,11 @@ class SynthesizerServicer:
     """
 
     def Synthesize(self, request, context):
-        """Synthesize returns the whole audio of the text in one response.
+        """Synthesize returns the whole audio of the text in one response, as soon
+        as all of it is made. That response is one message, and gRPC clients
+        accept 4 MB by default: about 95 s of LINEAR16 at 22.05 kHz. For longer
+        audio use StreamSynthesize, or raise the client's maximum receive
+        message length.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
