@@ -128,17 +128,28 @@ def test_an_unpaced_stream_never_waits_for_real_time():
     assert scheduler.next_wake(0.0) is None
 
 
-def test_an_unpaced_stream_yields_to_a_paced_one_that_would_run_dry_sooner():
+def test_an_unpaced_stream_far_ahead_waits_while_a_paced_one_has_work():
     scheduler = make(max_decode_batch=1, max_ahead_seconds=0.5)
     driver = Driver(scheduler, frames=1000)
     unary = scheduler.add(0.0, FRAME, paced=False)
     for _ in range(20):  # the unary call alone: 2 s of audio ready at once
         driver.step(0.0)
     paced = scheduler.add(0.0, FRAME)
-    assert [w.stream_id for w in driver.step(0.0).encodes] == [paced]
+    first = driver.step(0.0)
+    assert [w.stream_id for w in first.encodes] == [paced] and not first.decodes  # nothing rides along
     order = [w.stream_id for _ in range(6) for w in driver.step(0.0).decodes]
-    # The paced stream (due at 0.1 s) goes first until it is 0.5 s ahead; then the unary call.
+    # The paced stream (due at 0.1 s) goes on until it is 0.5 s ahead; then the unary call.
     assert order == [paced] * 4 + [unary] * 2
+
+
+def test_an_unpaced_stream_behind_real_time_takes_its_turn_among_paced_ones():
+    scheduler = make(max_decode_batch=1, max_ahead_seconds=0.5)
+    driver = Driver(scheduler, frames=1000)
+    unary = scheduler.add(0.0, FRAME, paced=False)
+    paced = scheduler.add(0.0, FRAME)
+    driver.step(0.0)  # both encoded, each with its first window: both due at 0.1 s
+    order = [w.stream_id for _ in range(4) for w in driver.step(0.0).decodes]
+    assert order == [unary, paced, unary, paced]  # earliest due first, ties to the older stream
 
 
 def test_unsent_chunks_hold_a_stream_back_until_the_transport_takes_them():

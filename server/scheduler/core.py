@@ -22,9 +22,10 @@ has not taken its last chunks, waits (backpressure), which also keeps one long
 text from holding the device while short ones queue.
 
 A stream added unpaced (a unary call, whose caller waits for all of its audio
-and plays none of it as it comes) never waits for real time: it takes whatever
-the paced streams leave, in the same order of urgency, so it still yields to
-every stream whose listener would run dry sooner.
+and plays none of it as it comes) is held back like any other while a paced
+stream has work ready, and runs on regardless of real time when none has: it
+uses the time the engine would otherwise stand idle, without slowing a
+paced stream's next audio.
 """
 
 from __future__ import annotations
@@ -160,8 +161,8 @@ class Scheduler:
     def add(self, now: float, seconds_per_frame: float, paced: bool = True) -> int:
         """Admit a stream and return its id, or raise :class:`OverCapacityError` at once.
 
-        ``paced=False`` for a stream nobody plays as it comes (a unary call): it is never
-        held back for being ahead of real time."""
+        ``paced=False`` for a stream nobody plays as it comes (a unary call): ahead of real
+        time, it still runs whenever no paced stream has work ready."""
         config = self.config
         if len(self._streams) >= config.max_streams:
             raise OverCapacityError(
@@ -293,4 +294,8 @@ class Scheduler:
 
     def _ready(self, now: float) -> list[_Stream]:
         limit = self.config.max_ahead_seconds
-        return [s for s in self._streams.values() if self._free(s) and (not s.paced or s.ahead(now) < limit)]
+        free = [s for s in self._streams.values() if self._free(s)]
+        ready = [s for s in free if s.ahead(now) < limit]
+        if any(s.paced for s in ready):
+            return ready
+        return ready + [s for s in free if not s.paced and s.ahead(now) >= limit]  # the engine is theirs
