@@ -181,6 +181,22 @@ def test_one_summary_log_line_per_request_without_the_text(observed, caplog):
     assert line["request_id"] == "log-1" and line["level"] == "INFO" and line["trace_id"] == fields["trace_id"]
 
 
+def test_the_huge_strings_of_a_rejected_request_are_logged_in_part(observed, caplog):
+    """The summary line describes a request before it is checked: a 100,000-character voice name
+    and request id become 80 characters and a length, not a 200 KB log line."""
+    server, spans, _ = observed
+    caplog.set_level(logging.INFO, logger="syrinx.requests")
+    request = pb.StreamSynthesizeRequest(text="Hello.", voice="v" * 100_000, request_id="r" * 100_000)
+    count = len(spans.spans)
+    with pytest.raises(grpc.RpcError):
+        list(server.stub.StreamSynthesize(request))
+    spans.wait(count + 1)
+    (fields,) = [r.fields for r in caplog.records if r.name == "syrinx.requests" and r.fields["request_id"].startswith("r")]
+    assert fields["voice"] == "v" * 80 + "... (100000 characters)"
+    assert fields["request_id"] == "r" * 80 + "... (100000 characters)"
+    assert fields["status"] == "INVALID_ARGUMENT"  # the request id is over its limit
+
+
 def test_the_text_is_logged_only_when_the_operator_opts_in(caplog):
     telemetry = Telemetry.create(TelemetryConfig(metrics_port=None, log_text=True), {})
     server = ServerThread(ServerConfig(host="127.0.0.1", port=0), telemetry)

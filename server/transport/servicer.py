@@ -7,7 +7,7 @@ from syrinx.v1 import synthesizer_pb2 as pb
 from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
 from ..audio import AudioEncoderStream, AudioRequest, EncodedChunk, Encoding, encode_whole
-from ..engine.errors import InvalidOptionError
+from ..engine.errors import InvalidOptionError, quoted
 from ..service import SpeechRequest, SynthesisService
 from ..telemetry import RpcCall, Telemetry
 from .errors import translate_errors
@@ -50,14 +50,17 @@ def _speech_request(message) -> SpeechRequest:
 
 
 def _describe(call: RpcCall, message) -> None:
-    """What the span says about a request before it is checked (so failed calls say it too)."""
+    """What the span says about a request before it is checked (so failed calls say it too).
+
+    The strings are not checked yet, so they are quoted in part: a megabyte voice name
+    must not become a megabyte log line."""
     encoding = message.audio_config.encoding
     call.describe({
-        "syrinx.voice": message.voice or "(default)",
+        "syrinx.voice": quoted(message.voice) or "(default)",
         "syrinx.text.length": len(message.text),
         "syrinx.audio.encoding": pb.AudioEncoding.Name(encoding) if encoding in pb.AudioEncoding.values() else str(encoding),
         "syrinx.audio.sample_rate_hz": message.audio_config.sample_rate_hz,
-        "syrinx.request_id": message.request_id,
+        "syrinx.request_id": quoted(message.request_id),
     }, text=message.text)
 
 
