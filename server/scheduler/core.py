@@ -24,8 +24,9 @@ text from holding the device while short ones queue.
 A stream added unpaced (a unary call, whose caller waits for all of its audio
 and plays none of it as it comes) is held back like any other while a paced
 stream has work ready, and runs on regardless of real time when none has: it
-uses the time the engine would otherwise stand idle, without slowing a
-paced stream's next audio.
+uses the time the engine would otherwise stand idle. A paced stream that
+arrives meanwhile waits only for the window in progress (a step is never
+interrupted), as it would behind another stream's.
 """
 
 from __future__ import annotations
