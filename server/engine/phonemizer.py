@@ -20,7 +20,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Protocol
 
-from .errors import InvalidTextError, listed
+from .errors import InvalidTextError, listed, quoted
 from .words import WordSpan, align_words
 
 # C0/C1 control characters except tab/newline/carriage return, which become spaces.
@@ -97,7 +97,7 @@ class PiperPhonemizer:
         # A punctuation-only sentence between others is a pause, as in Piper; text that is
         # nothing but pauses has nothing to speak.
         if not any(self._speakable(p) for s in result for p in s.phonemes):
-            raise InvalidTextError(f"text has nothing to speak (no pronounceable words): {clean[:80]!r}")
+            raise InvalidTextError(f"text has nothing to speak (no pronounceable words): {quoted(clean)!r}")
         return result
 
     def _speakable(self, phoneme: str) -> bool:
