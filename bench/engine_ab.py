@@ -95,12 +95,12 @@ def main() -> None:
         differences = {name: _difference(sides["base"].audio(text), sides["new"].audio(text)) for name, text in TEXTS.items()}
 
     print(f"base {args.base} vs this checkout, {args.rounds} rounds, streamed (ms, medians)")
-    print(f"{'text':8s} {'metric':12s} {'base':>8s} {'new':>8s} {'new/base':>9s}")
+    print(f"{'text':12s} {'metric':12s} {'base':>8s} {'new':>8s} {'new/base':>9s}")
     for name in TEXTS:
         for metric in ("first audio", "total"):
             base, new = times[("base", name, metric)], times[("new", name, metric)]
             ratio = statistics.median(n / b for b, n in zip(base, new))
-            print(f"{name:8s} {metric:12s} {statistics.median(base):8.1f} {statistics.median(new):8.1f} {ratio:9.3f}")
+            print(f"{name:12s} {metric:12s} {statistics.median(base):8.1f} {statistics.median(new):8.1f} {ratio:9.3f}")
     print("audio, new against base: " + ", ".join(f"{name} {differences[name]}" for name in TEXTS))
 
 

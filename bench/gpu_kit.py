@@ -16,7 +16,7 @@ travels there is capped at 64 MiB. ``export`` runs here and writes a kit:
 * parity: each sentence of the parity corpus decoded as one window, relative
   L2 error against onnxruntime for float32 (target 1e-3) and, on CUDA, for the
   float16 and bfloat16 decoder (target 1e-2);
-* first audio: streamed, short / medium / long text, median of ``--runs``
+* first audio: streamed, each text of ``bench.engine_bench``, median of ``--runs``
   (target on CUDA: 10 ms); on CUDA also with the CUDA graphs off, to show what
   they buy;
 * throughput: B sentences (1.5-3 s each) encoded in one batch, then their
