@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 BUF := node_modules/.bin/buf
 
-.PHONY: install test run say proto lint policy bench-engine gpu-kit bench-grpc bench-load bench-telemetry clean
+.PHONY: install test run say proto lint typecheck istio-schemas policy bench-engine gpu-kit bench-grpc bench-load bench-telemetry clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,30 @@ proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -I protos --python_out=client/_generated --pyi_out=client/_generated \
 		--grpc_python_out=client/_generated $$(cd protos && find . -name '*.proto' | sed 's|^\./||')
 
-lint: $(BUF)
+# buf (protos), ruff (lint and format), mypy (server/ and client/), hadolint (Dockerfile),
+# actionlint (.github/workflows). CI runs it beside `make test` (.ci/run); pre-commit runs the same.
+lint: $(STAMP) $(BUF)
 	$(BUF) lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(MAKE) --no-print-directory typecheck
+	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/actionlint
+
+# mypy checks the modules under their installed names (syrinx.server, syrinx.client, syrinx.v1),
+# which the source tree spells server/, client/ and client/_generated/: a tree of links maps them.
+TYPECHECK_TREE := build/typecheck/syrinx
+typecheck: $(STAMP)
+	mkdir -p $(TYPECHECK_TREE)
+	ln -sfn ../../../server $(TYPECHECK_TREE)/server
+	ln -sfn ../../../client $(TYPECHECK_TREE)/client
+	ln -sfn ../../../client/_generated/syrinx/v1 $(TYPECHECK_TREE)/v1
+	$(VENV)/bin/mypy
+
+# The Istio CRD schemas the deployment tests validate against (k8s/schemas/, from istio/api).
+ISTIO_API_COMMIT ?= b8f8791d9653b2edc77a071d48887e582cfe84bf
+istio-schemas: $(STAMP)
+	$(PY) k8s/schemas/refresh.py --commit $(ISTIO_API_COMMIT) $(if $(ISTIO_CRDS_SOURCE),--source $(ISTIO_CRDS_SOURCE))
 
 # Policy scan of the rendered manifests and the Dockerfile (checkov, in its own venv: it is large).
 CHECKOV_VENV := .venv-checkov

@@ -40,7 +40,9 @@ BASE_PACKAGE = "syrinx_ab_base"
 
 def import_base_engine(rev: str, workdir: Path):
     """The engine package of commit ``rev``, imported as ``syrinx_ab_base.server.engine``."""
-    archive = subprocess.run(["git", "archive", "--format=tar", rev, "server"], cwd=REPO_ROOT, capture_output=True, check=True).stdout
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", rev, "server"], cwd=REPO_ROOT, capture_output=True, check=True
+    ).stdout
     package = workdir / BASE_PACKAGE
     package.mkdir()
     (package / "__init__.py").write_text("")
@@ -92,7 +94,9 @@ def main() -> None:
                     first, total = sides[side].stream(text)
                     times.setdefault((side, name, "first audio"), []).append(first)
                     times.setdefault((side, name, "total"), []).append(total)
-        differences = {name: _difference(sides["base"].audio(text), sides["new"].audio(text)) for name, text in TEXTS.items()}
+        differences = {
+            name: _difference(sides["base"].audio(text), sides["new"].audio(text)) for name, text in TEXTS.items()
+        }
 
     print(f"base {args.base} vs this checkout, {args.rounds} rounds, streamed (ms, medians)")
     print(f"{'text':12s} {'metric':12s} {'base':>8s} {'new':>8s} {'new/base':>9s}")

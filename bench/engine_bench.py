@@ -143,7 +143,9 @@ def main() -> None:
                 runs[(name, text_name)].extend(run(text) for _ in range(args.block))
 
     print(f"machine: {machine()}")
-    print(f"voice: {voice.name}, {args.device} {args.dtype}, first chunk {config.chunks.first_frames} frames, median of {args.rounds * args.block} runs")
+    print(
+        f"voice: {voice.name}, {args.device} {args.dtype}, first chunk {config.chunks.first_frames} frames, median of {args.rounds * args.block} runs"
+    )
     header = f"{'engine':<26}{'text':<12}{'audio s':>8}{'first audio ms':>16}{'total ms':>10}{'RTF':>8}"
     print(header)
     print("-" * len(header))
@@ -153,7 +155,16 @@ def main() -> None:
         total = statistics.median(r.total_s for r in items) * 1e3
         audio = items[0].audio_s
         rtf = statistics.median(r.total_s / r.audio_s for r in items)
-        summary.append({"engine": name, "text": text_name, "audio_s": audio, "first_audio_ms": first, "total_ms": total, "rtf": rtf})
+        summary.append(
+            {
+                "engine": name,
+                "text": text_name,
+                "audio_s": audio,
+                "first_audio_ms": first,
+                "total_ms": total,
+                "rtf": rtf,
+            }
+        )
         print(f"{name:<26}{text_name:<12}{audio:>8.2f}{first:>16.1f}{total:>10.1f}{rtf:>8.3f}")
     if not args.no_piper:
         print()

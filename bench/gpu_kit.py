@@ -39,9 +39,10 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -100,7 +101,7 @@ class Kit:
     texts: Mapping[str, Any]  # {"parity": [...], "latency": {name: text}, "load": [...], "sentences": {text: [...]}}
 
     @classmethod
-    def open(cls, directory: Path) -> "Kit":
+    def open(cls, directory: Path) -> Kit:
         return cls(directory, json.loads((directory / KIT_TEXTS).read_text()))
 
     def voice_files(self) -> VoiceFiles:
@@ -139,7 +140,9 @@ def _rounded_model(source: Path):
         array = numpy_helper.to_array(tensor)
         if array.dtype == np.float32 and array.size >= 2:
             half.graph.initializer[index].CopyFrom(numpy_helper.from_array(array.astype(np.float16), tensor.name))
-            rounded.graph.initializer[index].CopyFrom(numpy_helper.from_array(array.astype(np.float16).astype(np.float32), tensor.name))
+            rounded.graph.initializer[index].CopyFrom(
+                numpy_helper.from_array(array.astype(np.float16).astype(np.float32), tensor.name)
+            )
     return half, rounded
 
 
@@ -156,8 +159,16 @@ def default_texts() -> dict[str, Any]:
 # with their dependencies; the versions are the ones installed here. PyAV is left out: 35 MB, and only
 # Opus output needs it (the server imports it on first use).
 SERVER_PACKAGES = (
-    "grpcio", "grpcio-health-checking", "grpcio-reflection", "grpcio-status", "protobuf", "soxr",
-    "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-grpc", "opentelemetry-exporter-prometheus", "prometheus-client",
+    "grpcio",
+    "grpcio-health-checking",
+    "grpcio-reflection",
+    "grpcio-status",
+    "protobuf",
+    "soxr",
+    "opentelemetry-sdk",
+    "opentelemetry-exporter-otlp-proto-grpc",
+    "opentelemetry-exporter-prometheus",
+    "prometheus-client",
 )
 DEVICE_HAS = ("numpy", "typing_extensions")
 DEVICE_PYTHON = "3.12"
@@ -170,11 +181,28 @@ def download_wheels(directory: Path) -> None:
     from importlib.metadata import version
 
     pins = [f"{name}=={version(name)}" for name in SERVER_PACKAGES]
-    platforms = [arg for tag in ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-                 for arg in ("--platform", tag)]
+    platforms = [
+        arg
+        for tag in ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+        for arg in ("--platform", tag)
+    ]
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--python-version", DEVICE_PYTHON,
-         "--implementation", "cp", *platforms, "--dest", str(directory), *pins],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--only-binary=:all:",
+            "--python-version",
+            DEVICE_PYTHON,
+            "--implementation",
+            "cp",
+            *platforms,
+            "--dest",
+            str(directory),
+            *pins,
+        ],
         check=True,
     )
     for wheel in directory.glob("*.whl"):
@@ -183,9 +211,9 @@ def download_wheels(directory: Path) -> None:
 
 
 def export(kit_dir: Path, texts: Mapping[str, Any] | None = None, wheels: bool = False) -> None:
+    import onnxruntime
     from piper.config import PiperConfig, SynthesisConfig
     from piper.voice import PiperVoice
-    import onnxruntime
 
     kit_dir.mkdir(parents=True, exist_ok=True)
     files = default_voice_files()
@@ -196,9 +224,16 @@ def export(kit_dir: Path, texts: Mapping[str, Any] | None = None, wheels: bool =
 
     voice = load_voice(files, EngineConfig())
     texts = dict(texts or default_texts())
-    every_text = [*texts["parity"], *texts["latency"].values(), *texts["load"], WARM_UP_TEXT]  # the server warms up with the last
+    every_text = [
+        *texts["parity"],
+        *texts["latency"].values(),
+        *texts["load"],
+        WARM_UP_TEXT,
+    ]  # the server warms up with the last
     texts["sentences"] = {
-        text: [{"phonemes": list(s.phonemes), "phoneme_ids": list(s.phoneme_ids)} for s in voice.phonemizer.sentences(text)]
+        text: [
+            {"phonemes": list(s.phonemes), "phoneme_ids": list(s.phoneme_ids)} for s in voice.phonemizer.sentences(text)
+        ]
         for text in every_text
     }
     (kit_dir / KIT_TEXTS).write_text(json.dumps(texts, ensure_ascii=False))
@@ -265,7 +300,13 @@ def batched_x_real_time(engine: Engine, voice, texts: Sequence[str], batch: int)
             first_audio = time.perf_counter() - started
     elapsed = time.perf_counter() - started
     audio_s = sum(e.num_samples for e in encoded) / voice.info.sample_rate
-    return {"batch": batch, "audio_s": audio_s, "wall_s": elapsed, "x_real_time": audio_s / elapsed, "first_window_ms": first_audio * 1e3}
+    return {
+        "batch": batch,
+        "audio_s": audio_s,
+        "wall_s": elapsed,
+        "x_real_time": audio_s / elapsed,
+        "first_window_ms": first_audio * 1e3,
+    }
 
 
 def run(kit: Kit, device: str, dtypes: Sequence[str], runs: int, batches: Sequence[int]) -> dict[str, Any]:
@@ -274,7 +315,9 @@ def run(kit: Kit, device: str, dtypes: Sequence[str], runs: int, batches: Sequen
         engine = Engine(EngineConfig(device=device, dtype=dtype))
         voice = kit.load(engine.config)
         row: dict[str, Any] = {"parity": parity(kit, engine, voice)}
-        row["first_audio_ms"] = {name: first_audio_ms(engine, voice, text, runs) for name, text in kit.texts["latency"].items()}
+        row["first_audio_ms"] = {
+            name: first_audio_ms(engine, voice, text, runs) for name, text in kit.texts["latency"].items()
+        }
         if device.startswith("cuda"):  # what the CUDA graphs buy
             eager = Engine(EngineConfig(device=device, dtype=dtype, cuda_graphs=False))
             row["first_audio_ms_without_graphs"] = {
@@ -304,13 +347,20 @@ def serve(kit: Kit, server_args: Sequence[str]) -> int:
 def _print_row(dtype: str, row: Mapping[str, Any]) -> None:
     p = row["parity"]
     target = TARGETS["parity_float32"] if dtype == "float32" else TARGETS["parity_half"]
-    print(f"\n{dtype}: parity over {p['sentences']} sentences, relative L2 median {p['median']:.2e}, max {p['max']:.2e} (target {target:g})")
+    print(
+        f"\n{dtype}: parity over {p['sentences']} sentences, relative L2 median {p['median']:.2e}, max {p['max']:.2e} (target {target:g})"
+    )
     print("  first audio ms (streamed, median): " + ", ".join(f"{k} {v:.1f}" for k, v in row["first_audio_ms"].items()))
     if "first_audio_ms_without_graphs" in row:
-        print("  without CUDA graphs:               " + ", ".join(f"{k} {v:.1f}" for k, v in row["first_audio_ms_without_graphs"].items()))
+        print(
+            "  without CUDA graphs:               "
+            + ", ".join(f"{k} {v:.1f}" for k, v in row["first_audio_ms_without_graphs"].items())
+        )
     print(f"  {'batch':>6}{'audio s':>10}{'wall ms':>10}{'x real time':>13}{'first window ms':>17}")
     for t in row["throughput"]:
-        print(f"  {t['batch']:>6}{t['audio_s']:>10.1f}{t['wall_s'] * 1e3:>10.1f}{t['x_real_time']:>13.1f}{t['first_window_ms']:>17.1f}")
+        print(
+            f"  {t['batch']:>6}{t['audio_s']:>10.1f}{t['wall_s'] * 1e3:>10.1f}{t['x_real_time']:>13.1f}{t['first_window_ms']:>17.1f}"
+        )
 
 
 def main() -> None:
@@ -318,11 +368,15 @@ def main() -> None:
     parser.add_argument("command", choices=("export", "run", "serve"), help="serve: any other flags go to the server")
     parser.add_argument("--kit", type=Path, default=Path("gpukit"))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtypes", default=None, help="comma-separated; default float32,float16,bfloat16 on CUDA, float32 on the CPU")
+    parser.add_argument(
+        "--dtypes", default=None, help="comma-separated; default float32,float16,bfloat16 on CUDA, float32 on the CPU"
+    )
     parser.add_argument("--runs", type=int, default=15, help="first-audio runs per text")
     parser.add_argument("--batches", default="1,8,32,64,128")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--wheels", action="store_true", help="export: also fetch the server's wheels for the GPU machine")
+    parser.add_argument(
+        "--wheels", action="store_true", help="export: also fetch the server's wheels for the GPU machine"
+    )
     args, server_args = parser.parse_known_args()
     if args.command == "serve":
         raise SystemExit(serve(Kit.open(args.kit), ["--device", args.device, *server_args]))
@@ -331,7 +385,11 @@ def main() -> None:
     if args.command == "export":
         export(args.kit, wheels=args.wheels)
         return
-    dtypes = args.dtypes.split(",") if args.dtypes else (["float32", "float16", "bfloat16"] if args.device.startswith("cuda") else ["float32"])
+    dtypes = (
+        args.dtypes.split(",")
+        if args.dtypes
+        else (["float32", "float16", "bfloat16"] if args.device.startswith("cuda") else ["float32"])
+    )
     print(f"machine: {machine()}")
     results = run(Kit.open(args.kit), args.device, dtypes, args.runs, [int(b) for b in args.batches.split(",")])
     if args.json:

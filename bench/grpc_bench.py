@@ -27,12 +27,12 @@ import threading
 import time
 
 import grpc
-from syrinx.v1 import synthesizer_pb2 as pb
-from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
 from syrinx.server.app import create_server, make_ready
 from syrinx.server.config import ServerConfig
 from syrinx.server.engine import AudioChunk, SynthesisOptions
+from syrinx.v1 import synthesizer_pb2 as pb
+from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
 from .engine_bench import TEXTS, machine
 
@@ -51,7 +51,10 @@ class ProcessClient:
 
     def __init__(self, port: int) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "bench.grpc_client", str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-m", "bench.grpc_client", str(port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
 
     def first_audio(self, text: str, audio_config: dict | None = None) -> float:
@@ -152,7 +155,9 @@ def main() -> None:
         engine_ms = statistics.median(d for _, d in pairs) * 1e3
         grpc_ms = statistics.median(g for g, _ in pairs) * 1e3
         overhead_ms = statistics.median(g - d for g, d in pairs) * 1e3
-        print(f"{text_name:<8} engine {engine_ms:6.1f}   gRPC {grpc_ms:6.1f}   overhead (median of pair differences) {overhead_ms:+5.2f}")
+        print(
+            f"{text_name:<8} engine {engine_ms:6.1f}   gRPC {grpc_ms:6.1f}   overhead (median of pair differences) {overhead_ms:+5.2f}"
+        )
     first_audio_by_encoding(client, args.pairs)
     client.close()
     asyncio.run_coroutine_threadsafe(running.drain(0), loop).result()

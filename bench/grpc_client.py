@@ -15,6 +15,7 @@ import sys
 import time
 
 import grpc
+
 from syrinx.v1 import synthesizer_pb2 as pb
 from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
@@ -26,14 +27,19 @@ def main() -> None:
         for line in sys.stdin:
             request = json.loads(line)
             message = pb.StreamSynthesizeRequest(
-                text=request["text"], seed=request.get("seed", 1), audio_config=pb.AudioConfig(**request.get("audio_config", {}))
+                text=request["text"],
+                seed=request.get("seed", 1),
+                audio_config=pb.AudioConfig(**request.get("audio_config", {})),
             )
             started = time.perf_counter()
             call = stub.StreamSynthesize(message)
             first = next(call)
             first_s = time.perf_counter() - started
             samples = first.num_samples + sum(message.num_samples for message in call)
-            print(json.dumps({"first_s": first_s, "total_s": time.perf_counter() - started, "samples": samples}), flush=True)
+            print(
+                json.dumps({"first_s": first_s, "total_s": time.perf_counter() - started, "samples": samples}),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

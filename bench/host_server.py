@@ -19,21 +19,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from syrinx.server.app import serve
 from syrinx.server.config import GPU_SCHEDULER_LIMITS, ServerConfig, load_config
-from syrinx.server.engine import DecodeWindow, Engine, EncodedSentence, SentenceRequest, Voice
+from syrinx.server.engine import DecodeWindow, EncodedSentence, Engine, SentenceRequest, Voice
 from syrinx.server.logs import configure_logging
 
 # Latent frames per phoneme id at the default speaking rate: the default voice
 # spoke the benchmark's texts at 1.9-2.0 (medium: 210 frames for 105 ids).
 FRAMES_PER_ID = 2.0
 # The server's own GPU limits, as the flags that set them.
-GPU_LIMITS = [arg for name, value in GPU_SCHEDULER_LIMITS.items() for arg in (f"--{name.replace('_', '-')}", str(value))]
+GPU_LIMITS = [
+    arg for name, value in GPU_SCHEDULER_LIMITS.items() for arg in (f"--{name.replace('_', '-')}", str(value))
+]
 
 
 class SilentEngine(Engine):

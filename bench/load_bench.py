@@ -51,12 +51,13 @@ import shlex
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import AsyncIterator
 
 import grpc
+
 from syrinx.v1 import synthesizer_pb2 as pb
 from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
@@ -221,7 +222,9 @@ async def stream_sentence(
     loop = asyncio.get_running_loop()
     playback = Playback(settings.prebuffer_s)
     request = pb.StreamSynthesizeRequest(
-        text=CORPUS[record.sentence], seed=record.sentence, request_id=f"{record.target}-{record.level:g}-{record.caller}"
+        text=CORPUS[record.sentence],
+        seed=record.sentence,
+        request_id=f"{record.target}-{record.level:g}-{record.caller}",
     )
     sample_rate = 0
     call = stub.StreamSynthesize(request, timeout=settings.request_timeout_s)
@@ -317,7 +320,9 @@ class LevelRun:
                 index += 1
 
 
-async def run_level(stub, target: str, level: float, settings: Settings, seed: int) -> tuple[LevelSummary, list[RequestRecord]]:
+async def run_level(
+    stub, target: str, level: float, settings: Settings, seed: int
+) -> tuple[LevelSummary, list[RequestRecord]]:
     run = LevelRun(stub, target, level, settings)
     if settings.mode == "calls":
         await run.run_callers(int(level), listens=True)
@@ -373,8 +378,27 @@ def summarize(target: str, mode: str, level: float, records: list[RequestRecord]
 def server_command(target: str, args: argparse.Namespace) -> list[str]:
     if target == "syrinx":
         # The same entry point as the `syrinx-server` script, from this interpreter's environment.
-        return [sys.executable, "-m", "syrinx.server.app", "--host", "127.0.0.1", "--port", "0", *shlex.split(args.syrinx_args)]
-    return [sys.executable, "-m", "bench.piper_server", "--host", "127.0.0.1", "--port", "0", "--workers", str(args.piper_workers)]
+        return [
+            sys.executable,
+            "-m",
+            "syrinx.server.app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            *shlex.split(args.syrinx_args),
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "bench.piper_server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--workers",
+        str(args.piper_workers),
+    ]
 
 
 class ServerError(RuntimeError):
@@ -411,7 +435,9 @@ class Server:
     def check_running(self) -> None:
         """Stop the run if our server died: its figures would only measure connection errors."""
         if self.process is not None and self.process.returncode is not None:
-            raise ServerError(f"the {self.target} server exited (code {self.process.returncode}); {self.log.last_lines()}")
+            raise ServerError(
+                f"the {self.target} server exited (code {self.process.returncode}); {self.log.last_lines()}"
+            )
 
 
 async def _read_until_ready(stream: asyncio.StreamReader, log: ServerLog) -> int:
@@ -435,7 +461,7 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
     process.terminate()
     try:
         await asyncio.wait_for(process.wait(), SERVER_STOP_TIMEOUT_S)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         process.kill()
         await process.wait()
 
@@ -446,7 +472,10 @@ async def running_server(target: str, args: argparse.Namespace) -> AsyncIterator
     command = server_command(target, args)
     print(f"starting {target}: {shlex.join(command)}", file=sys.stderr, flush=True)
     process = await asyncio.create_subprocess_exec(
-        *command, cwd=REPO_ROOT, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        *command,
+        cwd=REPO_ROOT,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
     log = ServerLog()
@@ -454,8 +483,10 @@ async def running_server(target: str, args: argparse.Namespace) -> AsyncIterator
     try:
         try:
             port = await asyncio.wait_for(_read_until_ready(process.stderr, log), SERVER_STARTUP_TIMEOUT_S)
-        except asyncio.TimeoutError:
-            raise ServerError(f"{target} did not log 'serving on port' within {SERVER_STARTUP_TIMEOUT_S:.0f} s; {log.last_lines()}") from None
+        except TimeoutError:
+            raise ServerError(
+                f"{target} did not log 'serving on port' within {SERVER_STARTUP_TIMEOUT_S:.0f} s; {log.last_lines()}"
+            ) from None
         reader = asyncio.create_task(_keep_reading(process.stderr, log))
         yield Server(target, f"127.0.0.1:{port}", process, log)
     finally:
@@ -510,7 +541,7 @@ class CpuSnapshot:
     processes: dict[int, int | None]
 
     @classmethod
-    def take(cls, pids: list[int]) -> "CpuSnapshot":
+    def take(cls, pids: list[int]) -> CpuSnapshot:
         return cls(time.monotonic(), _machine_busy_ticks(), {pid: _process_ticks(pid) for pid in pids})
 
 
@@ -544,9 +575,20 @@ def _errors(errors: dict[str, int]) -> str:
 
 
 TABLE_COLUMNS = (
-    ("target", 10), ("level", 6), ("requests", 9), ("p50 ms", 8), ("p95 ms", 8), ("p99 ms", 8),
-    ("underrun req", 13), ("underruns", 10), ("stall s", 8), ("x-real-time", 12), ("chunk gap ms", 13), ("srv cores", 10),
-    ("srv MiB", 8), ("errors", 0),
+    ("target", 10),
+    ("level", 6),
+    ("requests", 9),
+    ("p50 ms", 8),
+    ("p95 ms", 8),
+    ("p99 ms", 8),
+    ("underrun req", 13),
+    ("underruns", 10),
+    ("stall s", 8),
+    ("x-real-time", 12),
+    ("chunk gap ms", 13),
+    ("srv cores", 10),
+    ("srv MiB", 8),
+    ("errors", 0),
 )
 
 
@@ -560,8 +602,15 @@ def table_header(mode: str) -> str:
 
 def table_row(s: LevelSummary) -> str:
     cells = [
-        f"{s.level:g}", str(s.requests), _ms(s.first_audio_p50_ms), _ms(s.first_audio_p95_ms), _ms(s.first_audio_p99_ms),
-        str(s.requests_with_underruns), str(s.underruns), f"{s.stalled_s:.1f}", f"{s.x_real_time:.2f}",
+        f"{s.level:g}",
+        str(s.requests),
+        _ms(s.first_audio_p50_ms),
+        _ms(s.first_audio_p95_ms),
+        _ms(s.first_audio_p99_ms),
+        str(s.requests_with_underruns),
+        str(s.underruns),
+        f"{s.stalled_s:.1f}",
+        f"{s.x_real_time:.2f}",
         _ms(s.mean_chunk_gap_ms) if s.mode == "calls" else "",
         "-" if s.server_cpu_cores is None else f"{s.server_cpu_cores:.2f}",
         "-" if s.server_rss_mb is None else f"{s.server_rss_mb:.0f}",
@@ -584,7 +633,9 @@ def foreign_load_warning(s: LevelSummary) -> str | None:
 
 
 def machine_line(description: dict) -> str:
-    versions = ", ".join(f"{name} {description[name]}" for name in ("python", "torch", "onnxruntime", "piper-tts", "grpcio"))
+    versions = ", ".join(
+        f"{name} {description[name]}" for name in ("python", "torch", "onnxruntime", "piper-tts", "grpcio")
+    )
     return f"{description['cpu']}, {description['usable_cores']} of {description['cores']} cores usable, {versions}"
 
 
@@ -612,7 +663,12 @@ def machine() -> dict:
 
 
 def write_json(
-    path: str, command: str, args: argparse.Namespace, summaries: list[LevelSummary], records: list[RequestRecord], servers: list[Server]
+    path: str,
+    command: str,
+    args: argparse.Namespace,
+    summaries: list[LevelSummary],
+    records: list[RequestRecord],
+    servers: list[Server],
 ) -> None:
     report = {
         "command": command,
@@ -642,7 +698,14 @@ def write_plot(path: str, mode: str, summaries: list[LevelSummary]) -> None:
             values = [getattr(s, f"first_audio_{name}_ms") for s in rows]
             values = [float("nan") if v is None else v for v in values]
             latency.plot(levels, values, style, color=color, marker="o", label=f"{label} {name}")
-        stalls.plot(levels, [s.requests_with_underruns for s in rows], "-", color=color, marker="o", label=f"{label} requests with underruns")
+        stalls.plot(
+            levels,
+            [s.requests_with_underruns for s in rows],
+            "-",
+            color=color,
+            marker="o",
+            label=f"{label} requests with underruns",
+        )
         stalls.plot(levels, [s.underruns for s in rows], "--", color=color, marker="o", label=f"{label} underruns")
     latency.set_yscale("log")
     latency.set(xlabel=level_name, ylabel="time to first audio (ms)", title="First audio")
@@ -681,9 +744,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", default="0.5,1,2,4", help="rate: comma list of requests per second")
     parser.add_argument("--duration", type=float, default=30.0, help="counted seconds per level")
     parser.add_argument("--warmup", type=float, default=3.0, help="uncounted seconds before each level")
-    parser.add_argument("--prebuffer-ms", type=float, default=0.0, help="playback starts this long after the first chunk")
-    parser.add_argument("--think-ms", type=float, default=0.0, help="calls: pause between hearing a reply and the next request")
-    parser.add_argument("--error-pause-ms", type=float, default=1000.0, help="calls/throughput: pause after a failed request")
+    parser.add_argument(
+        "--prebuffer-ms", type=float, default=0.0, help="playback starts this long after the first chunk"
+    )
+    parser.add_argument(
+        "--think-ms", type=float, default=0.0, help="calls: pause between hearing a reply and the next request"
+    )
+    parser.add_argument(
+        "--error-pause-ms", type=float, default=1000.0, help="calls/throughput: pause after a failed request"
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="deadline of each request, seconds")
     parser.add_argument("--seed", type=int, default=1, help="rate: seed of the arrival times")
     parser.add_argument("--piper-workers", type=int, default=4, help="thread pool of the baseline server")
@@ -723,14 +792,20 @@ async def benchmark(args: argparse.Namespace, command: str) -> None:
             stubs[server.target] = pb_grpc.SynthesizerStub(channel)
         our_pids = [os.getpid(), *(server.pid for server in servers if server.pid)]
 
-        print(f"mode {args.mode}, {args.warmup:g} s warm-up + {args.duration:g} s per level; first audio in ms over successful requests")
+        print(
+            f"mode {args.mode}, {args.warmup:g} s warm-up + {args.duration:g} s per level; first audio in ms over successful requests"
+        )
         print(table_header(args.mode), flush=True)
         for level in args.levels:
             by_target = {}
             for server in servers:
                 before = CpuSnapshot.take(our_pids)
-                summary, level_records = await run_level(stubs[server.target], server.target, level, settings, args.seed)
-                summary.server_cpu_cores, summary.foreign_cpu_cores = cpu_use(before, CpuSnapshot.take(our_pids), server.pid)
+                summary, level_records = await run_level(
+                    stubs[server.target], server.target, level, settings, args.seed
+                )
+                summary.server_cpu_cores, summary.foreign_cpu_cores = cpu_use(
+                    before, CpuSnapshot.take(our_pids), server.pid
+                )
                 summary.server_rss_mb = process_rss_mb(server.pid)
                 server.check_running()
                 by_target[server.target] = summary
@@ -744,7 +819,9 @@ async def benchmark(args: argparse.Namespace, command: str) -> None:
 
     for server in servers:
         if server.log.complaints:
-            print(f"\n{TARGET_LABELS[server.target]} logged {len(server.log.complaints)} warning/error line(s), first ones:")
+            print(
+                f"\n{TARGET_LABELS[server.target]} logged {len(server.log.complaints)} warning/error line(s), first ones:"
+            )
             print("\n".join(f"  {line}" for line in server.log.complaints[:5]))
     print(f"\nmachine: {machine_line(machine())}")
     if args.json:

@@ -23,17 +23,17 @@ import logging
 import signal
 import threading
 import wave
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Iterator
 
 import grpc
 from piper import PiperVoice
 from piper.config import SynthesisConfig
-from syrinx.v1 import synthesizer_pb2 as pb
-from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
 from syrinx.server.engine import default_voice_files
+from syrinx.v1 import synthesizer_pb2 as pb
+from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
 log = logging.getLogger("bench.piper_server")
 
@@ -123,7 +123,9 @@ class PiperSynthesizer(pb_grpc.SynthesizerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "text is empty")
         rate = request.speaking_rate or 1.0
         if not MIN_SPEAKING_RATE <= rate <= MAX_SPEAKING_RATE:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"speaking_rate must be {MIN_SPEAKING_RATE} to {MAX_SPEAKING_RATE}")
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"speaking_rate must be {MIN_SPEAKING_RATE} to {MAX_SPEAKING_RATE}"
+            )
         # `seed` is ignored: Piper's exported model draws its noise inside onnxruntime, unseeded.
         return replace(SynthesisConfig(), length_scale=self._voice.config.length_scale / rate)
 

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 
 import grpc
+
 from syrinx.v1 import synthesizer_pb2 as pb
 from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
@@ -44,8 +45,12 @@ class SilentSynthesizer(pb_grpc.SynthesizerServicer):
         for index, frames in enumerate(sizes):
             samples = frames * HOP
             message = pb.StreamSynthesizeResponse(
-                audio=bytes(2 * samples), sequence_number=index, offset_samples=HOP * sum(sizes[:index]),
-                num_samples=samples, final=index == len(sizes) - 1, request_id=request.request_id,
+                audio=bytes(2 * samples),
+                sequence_number=index,
+                offset_samples=HOP * sum(sizes[:index]),
+                num_samples=samples,
+                final=index == len(sizes) - 1,
+                request_id=request.request_id,
             )
             if index == 0:
                 message.format.sample_rate_hz = SAMPLE_RATE

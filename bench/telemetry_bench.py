@@ -27,6 +27,7 @@ import urllib.request
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
 from syrinx.v1 import synthesizer_pb2 as pb
 from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
@@ -48,15 +49,31 @@ class Server:
     def __init__(self, telemetry_on: bool, sink_port: int) -> None:
         env = dict(os.environ)
         if telemetry_on:
-            env.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{sink_port}", OTEL_EXPORTER_OTLP_INSECURE="true",
-                       OTEL_BSP_SCHEDULE_DELAY="1000")
+            env.update(
+                OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{sink_port}",
+                OTEL_EXPORTER_OTLP_INSECURE="true",
+                OTEL_BSP_SCHEDULE_DELAY="1000",
+            )
         else:
             env["OTEL_SDK_DISABLED"] = "true"
         self.port, self.metrics_port = _free_port(), _free_port()
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "syrinx.server.app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--metrics-port", str(self.metrics_port), "--log-level", "WARNING"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "syrinx.server.app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--metrics-port",
+                str(self.metrics_port),
+                "--log-level",
+                "WARNING",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         health = health_pb2_grpc.HealthStub(self.channel)
@@ -149,7 +166,7 @@ def main() -> None:
         # Throughput: alternating blocks.
         blocks = {"off": [], "on": []}
         for index in range(args.rounds):
-            for mode in (("off", "on") if index % 2 == 0 else ("on", "off")):
+            for mode in ("off", "on") if index % 2 == 0 else ("on", "off"):
                 blocks[mode].append(throughput(servers[mode].stub, args.workers, args.seconds))
     finally:
         stop.set()
@@ -159,12 +176,16 @@ def main() -> None:
     off_first = statistics.median(p[0] for p in pairs) * 1e3
     on_first = statistics.median(p[1] for p in pairs) * 1e3
     paired = statistics.median(on - off for off, on in pairs) * 1e3
-    print(f"first audio p50 over {args.calls} alternating pairs: off {off_first:.1f} ms, on {on_first:.1f} ms "
-          f"({(on_first / off_first - 1) * 100:+.1f}%); median pair difference {paired:+.2f} ms")
+    print(
+        f"first audio p50 over {args.calls} alternating pairs: off {off_first:.1f} ms, on {on_first:.1f} ms "
+        f"({(on_first / off_first - 1) * 100:+.1f}%); median pair difference {paired:+.2f} ms"
+    )
     ratios = [on / off for on, off in zip(blocks["on"], blocks["off"])]
-    print(f"throughput, {args.workers} callers, {args.rounds} alternating {args.seconds:.0f} s blocks each: "
-          f"off {statistics.median(blocks['off']):.2f}x, on {statistics.median(blocks['on']):.2f}x real time; "
-          f"on/off per block pair {', '.join(f'{r:.3f}' for r in ratios)}, median {(statistics.median(ratios) - 1) * 100:+.1f}%")
+    print(
+        f"throughput, {args.workers} callers, {args.rounds} alternating {args.seconds:.0f} s blocks each: "
+        f"off {statistics.median(blocks['off']):.2f}x, on {statistics.median(blocks['on']):.2f}x real time; "
+        f"on/off per block pair {', '.join(f'{r:.3f}' for r in ratios)}, median {(statistics.median(ratios) - 1) * 100:+.1f}%"
+    )
     print(f"spans received by the sink: {sink.spans}")
 
 

@@ -16,7 +16,6 @@ import statistics
 
 from syrinx.server.engine import EngineConfig, default_voice_files, load_voice
 from syrinx.server.engine.words import _is_sound, sound_ids
-
 from tests.corpus import CORPUS
 
 
@@ -34,15 +33,21 @@ def main() -> None:
                 score = difflib.SequenceMatcher(None, in_context, alone).ratio()
                 scores.append(score)
                 if score < 0.75:
-                    shown.append(f"  {written!r}: in context {''.join(in_context)!r}, alone {''.join(alone)!r} ({score:.2f})")
+                    shown.append(
+                        f"  {written!r}: in context {''.join(in_context)!r}, alone {''.join(alone)!r} ({score:.2f})"
+                    )
     exact = sum(s == 1.0 for s in scores) / len(scores)
     most = sum(s >= 0.75 for s in scores) / len(scores)
     print(f"{len(CORPUS)} texts, {len(scores)} words")
-    print(f"words with exactly their own phonemes: {exact:.1%}; with at least 75% of them: {most:.1%}; "
-          f"median similarity {statistics.median(scores):.2f}, lowest {min(scores):.2f}")
+    print(
+        f"words with exactly their own phonemes: {exact:.1%}; with at least 75% of them: {most:.1%}; "
+        f"median similarity {statistics.median(scores):.2f}, lowest {min(scores):.2f}"
+    )
     print("words below 0.75:")
     print("\n".join(shown) or "  none")
-    print(f"time resolution: one latent frame = {voice.hop_length} samples = {voice.hop_length / voice.info.sample_rate * 1e3:.1f} ms")
+    print(
+        f"time resolution: one latent frame = {voice.hop_length} samples = {voice.hop_length / voice.info.sample_rate * 1e3:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,12 @@ def _serve(args: argparse.Namespace, rest: list[str]) -> int:
 def _say(args: argparse.Namespace, rest: list[str]) -> int:
     with SyrinxClient(args.address) as client:
         reply = client.synthesize(
-            args.text, voice=args.voice, speaking_rate=args.rate, seed=args.seed, wav=True, sample_rate_hz=args.sample_rate
+            args.text,
+            voice=args.voice,
+            speaking_rate=args.rate,
+            seed=args.seed,
+            wav=True,
+            sample_rate_hz=args.sample_rate,
         )
     with open(args.output, "wb") as f:
         f.write(reply.audio)
@@ -38,11 +43,13 @@ def _stream(args: argparse.Namespace, rest: list[str]) -> int:
     try:
         with SyrinxClient(args.address) as client:
             audio_config = pb.AudioConfig(
-                encoding=pb.AudioEncoding.Value(f"AUDIO_ENCODING_{args.encoding.upper()}"),
+                encoding=f"AUDIO_ENCODING_{args.encoding.upper()}",
                 sample_rate_hz=args.sample_rate,
                 chunk_duration_ms=args.chunk_ms,
             )
-            stream = client.stream(args.text, voice=args.voice, speaking_rate=args.rate, seed=args.seed, audio_config=audio_config)
+            stream = client.stream(
+                args.text, voice=args.voice, speaking_rate=args.rate, seed=args.seed, audio_config=audio_config
+            )
             for audio in stream:
                 if first is None:
                     first = time.perf_counter() - started
@@ -53,7 +60,8 @@ def _stream(args: argparse.Namespace, rest: list[str]) -> int:
         if out is not sys.stdout.buffer:
             out.close()
     fmt = stream.format
-    print(f"{pb.AudioEncoding.Name(fmt.encoding)}, {fmt.sample_rate_hz} Hz mono -> {args.output}", file=sys.stderr)
+    if fmt is not None:  # None: the stream ended before any audio
+        print(f"{pb.AudioEncoding.Name(fmt.encoding)}, {fmt.sample_rate_hz} Hz mono -> {args.output}", file=sys.stderr)
     return 0
 
 
@@ -78,8 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="syrinx", description=__doc__)
     parser.add_argument("--address", default=DEFAULT_ADDRESS, help=f"server address (default {DEFAULT_ADDRESS})")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the server (flags: syrinx serve --help)", add_help=False).set_defaults(run=_serve)
-    for name, run, help_text in (("say", _say, "write a WAV file"), ("stream", _stream, "stream audio bytes; prints time to first audio")):
+    commands.add_parser("serve", help="run the server (flags: syrinx serve --help)", add_help=False).set_defaults(
+        run=_serve
+    )
+    for name, run, help_text in (
+        ("say", _say, "write a WAV file"),
+        ("stream", _stream, "stream audio bytes; prints time to first audio"),
+    ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("text")
         command.add_argument("-o", "--output", default="out.wav" if name == "say" else "-")
@@ -89,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--sample-rate", type=int, default=0, help="8000 to 48000 Hz; 0: the voice's own")
         if name == "stream":
             command.add_argument("--encoding", default="linear16", choices=["linear16", "mulaw", "alaw", "ogg_opus"])
-            command.add_argument("--chunk-ms", type=int, default=0, help="exact chunk duration, e.g. 20; 0: as produced")
+            command.add_argument(
+                "--chunk-ms", type=int, default=0, help="exact chunk duration, e.g. 20; 0: as produced"
+            )
         command.set_defaults(run=run)
     commands.add_parser("voices", help="list the server's voices").set_defaults(run=_voices)
     health = commands.add_parser("health", help="exit 0 if the server is SERVING")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from syrinx.v1 import synthesizer_pb2 as pb
 from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
@@ -39,7 +40,7 @@ class SyrinxClient:
     def close(self) -> None:
         self.channel.close()
 
-    def __enter__(self) -> "SyrinxClient":
+    def __enter__(self) -> SyrinxClient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -62,12 +63,19 @@ class SyrinxClient:
         return AudioStream(self.stub.StreamSynthesize(request, timeout=self.timeout))
 
     def synthesize(
-        self, text: str, voice: str = "", speaking_rate: float = 0.0, seed: int | None = None, wav: bool = True,
+        self,
+        text: str,
+        voice: str = "",
+        speaking_rate: float = 0.0,
+        seed: int | None = None,
+        wav: bool = True,
         sample_rate_hz: int = 0,
     ) -> pb.SynthesizeResponse:
         encoding = pb.AUDIO_ENCODING_WAV if wav else pb.AUDIO_ENCODING_LINEAR16
         request = pb.SynthesizeRequest(
-            text=text, voice=voice, speaking_rate=speaking_rate,
+            text=text,
+            voice=voice,
+            speaking_rate=speaking_rate,
             audio_config=pb.AudioConfig(encoding=encoding, sample_rate_hz=sample_rate_hz),
         )
         if seed is not None:

@@ -7,12 +7,13 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
 from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
 from .config import ServerConfig, load_config

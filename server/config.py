@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any
 
 from .engine.config import ChunkPolicy, EngineConfig
 from .engine.errors import InvalidOptionError
@@ -44,14 +45,34 @@ _SETTINGS = {
     "port": ("SYRINX_PORT", int, f"port to listen on (default {DEFAULT_PORT}; 0 picks a free one)"),
     "voices_dir": ("SYRINX_VOICES_DIR", str, "directory of extra Piper voices (NAME.onnx + NAME.onnx.json)"),
     "device": ("SYRINX_DEVICE", str, "cpu, cuda or cuda:N"),
-    "dtype": ("SYRINX_DTYPE", str, "float32; bfloat16 (CUDA, or CPUs with AVX512-BF16/AMX) or float16 (CUDA) for the decoder"),
+    "dtype": (
+        "SYRINX_DTYPE",
+        str,
+        "float32; bfloat16 (CUDA, or CPUs with AVX512-BF16/AMX) or float16 (CUDA) for the decoder",
+    ),
     "threads": ("SYRINX_THREADS", int, "CPU inference threads (0 = one per core)"),
-    "cuda_graphs": ("SYRINX_CUDA_GRAPHS", int, "CUDA: 1 (default) replays single-item steps as CUDA graphs, 0 runs them eagerly"),
+    "cuda_graphs": (
+        "SYRINX_CUDA_GRAPHS",
+        int,
+        "CUDA: 1 (default) replays single-item steps as CUDA graphs, 0 runs them eagerly",
+    ),
     "max_text_chars": ("SYRINX_MAX_TEXT_CHARS", int, "longest text accepted"),
     "max_streams": ("SYRINX_MAX_STREAMS", int, "concurrent synthesis calls before RESOURCE_EXHAUSTED"),
-    "max_waiting_streams": ("SYRINX_MAX_WAITING_STREAMS", int, "calls waiting for their first audio before RESOURCE_EXHAUSTED"),
-    "max_encode_batch": ("SYRINX_MAX_ENCODE_BATCH", int, "sentences batched into one engine call (CPU default 1: bit-exact streams)"),
-    "max_decode_batch": ("SYRINX_MAX_DECODE_BATCH", int, "decode windows batched into one engine call (CPU default 1: bit-exact streams)"),
+    "max_waiting_streams": (
+        "SYRINX_MAX_WAITING_STREAMS",
+        int,
+        "calls waiting for their first audio before RESOURCE_EXHAUSTED",
+    ),
+    "max_encode_batch": (
+        "SYRINX_MAX_ENCODE_BATCH",
+        int,
+        "sentences batched into one engine call (CPU default 1: bit-exact streams)",
+    ),
+    "max_decode_batch": (
+        "SYRINX_MAX_DECODE_BATCH",
+        int,
+        "decode windows batched into one engine call (CPU default 1: bit-exact streams)",
+    ),
     "max_step_frames": ("SYRINX_MAX_STEP_FRAMES", int, "latent frames decoded per scheduler step"),
     "max_ahead_seconds": ("SYRINX_MAX_AHEAD_SECONDS", float, "audio a stream may have ready beyond real time"),
     "drain_seconds": ("SYRINX_DRAIN_SECONDS", float, "grace for in-flight calls after SIGTERM"),
@@ -59,7 +80,11 @@ _SETTINGS = {
     "log_level": ("SYRINX_LOG_LEVEL", str, "DEBUG, INFO, WARNING or ERROR"),
     "log_format": ("SYRINX_LOG_FORMAT", str, "json (one object per line, the default) or text"),
     "log_text": ("SYRINX_LOG_TEXT", int, "1: put request texts in the request log lines (default 0: never)"),
-    "metrics_port": ("SYRINX_METRICS_PORT", int, "Prometheus /metrics port (default 9464; 0 picks one; -1 serves none)"),
+    "metrics_port": (
+        "SYRINX_METRICS_PORT",
+        int,
+        "Prometheus /metrics port (default 9464; 0 picks one; -1 serves none)",
+    ),
 }
 
 
@@ -85,7 +110,12 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> ServerC
         values["cuda_graphs"] = bool(values["cuda_graphs"])
     engine_keys = {"device", "dtype", "threads", "cuda_graphs"}
     scheduler_keys = {
-        "max_streams", "max_waiting_streams", "max_encode_batch", "max_decode_batch", "max_step_frames", "max_ahead_seconds"
+        "max_streams",
+        "max_waiting_streams",
+        "max_encode_batch",
+        "max_decode_batch",
+        "max_step_frames",
+        "max_ahead_seconds",
     }
     scheduler = {k: values.pop(k) for k in list(values) if k in scheduler_keys}
     engine = EngineConfig(
@@ -94,15 +124,17 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> ServerC
         voices_dir=Path(values.pop("voices_dir")) if "voices_dir" in values else None,
         default_voice=not getattr(args, "no_default_voice", False),
     )
-    telemetry = {}
+    telemetry: dict[str, Any] = {}
     if "metrics_port" in values:
         port = values.pop("metrics_port")
         telemetry["metrics_port"] = None if port == -1 else port
     if "log_text" in values:
         telemetry["log_text"] = bool(values.pop("log_text"))
-    telemetry = TelemetryConfig(**telemetry)
     return ServerConfig(
-        engine=engine, scheduler=scheduler_defaults(engine.device, **scheduler), telemetry=telemetry, **values
+        engine=engine,
+        scheduler=scheduler_defaults(engine.device, **scheduler),
+        telemetry=TelemetryConfig(**telemetry),
+        **values,
     )
 
 

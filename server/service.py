@@ -7,9 +7,11 @@ order of urgency, on one engine thread.
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -79,8 +81,11 @@ class SpeechStream:
                 start, end = sentence.word_samples(word)
                 self._words.append(
                     WordTiming(
-                        self._text[word.char_start : word.char_end], word.char_start, word.char_end,
-                        self.output.output_position(start), self.output.output_position(end),
+                        self._text[word.char_start : word.char_end],
+                        word.char_start,
+                        word.char_end,
+                        self.output.output_position(start),
+                        self.output.output_position(end),
                     )
                 )
         return fresh
@@ -117,7 +122,9 @@ class SynthesisService:
         self._scheduler = SchedulerLoop(self._engine, config.scheduler, config.engine.chunks.windows, on_step=on_step)
         self._draining = False
         if telemetry is not None:
-            telemetry.metrics.observe_streams(lambda: self._scheduler.active_streams, lambda: self._scheduler.waiting_streams)
+            telemetry.metrics.observe_streams(
+                lambda: self._scheduler.active_streams, lambda: self._scheduler.waiting_streams
+            )
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -128,7 +135,7 @@ class SynthesisService:
         run = self._scheduler.run_in_engine_thread
         catalog = await run(lambda: self._load_catalog(self.config.engine))
         for voice in catalog:
-            await run(lambda v=voice: self._engine.warm_up(v))
+            await run(functools.partial(self._engine.warm_up, voice))
         self._catalog = catalog
         if self._telemetry is not None:
             self._telemetry.metrics.startup.record(time.perf_counter() - started)
@@ -196,9 +203,7 @@ class SynthesisService:
 
     def _check_text(self, text: str) -> None:
         if len(text) > self.config.max_text_chars:
-            raise InvalidTextError(
-                f"text is {len(text)} characters long; the limit is {self.config.max_text_chars}"
-            )
+            raise InvalidTextError(f"text is {len(text)} characters long; the limit is {self.config.max_text_chars}")
         if not text.strip():
             raise InvalidTextError("text is empty")
 
@@ -212,5 +217,8 @@ class SynthesisService:
         voice.speaker_id(request.speaker_id)  # raises InvalidOptionError when out of range
         length_scale = voice.info.defaults.length_scale / rate
         return SynthesisOptions(
-            length_scale=length_scale, speaker_id=request.speaker_id, seed=request.seed, word_timestamps=request.word_timestamps
+            length_scale=length_scale,
+            speaker_id=request.speaker_id,
+            seed=request.seed,
+            word_timestamps=request.word_timestamps,
         )

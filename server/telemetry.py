@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from opentelemetry import metrics as metrics_api
 from opentelemetry import trace
@@ -55,31 +56,45 @@ class Metrics:
 
     def __init__(self, meter: Meter) -> None:
         self.first_audio = meter.create_histogram(
-            "syrinx.request.first_audio", unit="s", description="time from a stream's request to its first audio sent",
+            "syrinx.request.first_audio",
+            unit="s",
+            description="time from a stream's request to its first audio sent",
             explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
         )
         self.duration = meter.create_histogram(
-            "syrinx.request.duration", unit="s", description="time from request to the last response",
+            "syrinx.request.duration",
+            unit="s",
+            description="time from request to the last response",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
-        self.audio = meter.create_counter("syrinx.audio.produced", unit="s", description="seconds of audio sent to clients")
+        self.audio = meter.create_counter(
+            "syrinx.audio.produced", unit="s", description="seconds of audio sent to clients"
+        )
         self.real_time_factor = meter.create_histogram(
-            "syrinx.request.real_time_factor", unit="1", description="request duration divided by its audio's duration",
+            "syrinx.request.real_time_factor",
+            unit="1",
+            description="request duration divided by its audio's duration",
             explicit_bucket_boundaries_advisory=RTF_BUCKETS,
         )
         self.requests = meter.create_counter(
             "syrinx.requests", unit="{request}", description="finished RPCs, by method and gRPC status code"
         )
         self.engine_step = meter.create_histogram(
-            "syrinx.engine.step.duration", unit="s", description="time of one scheduler step on the engine",
+            "syrinx.engine.step.duration",
+            unit="s",
+            description="time of one scheduler step on the engine",
             explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
         )
         self.batch_size = meter.create_histogram(
-            "syrinx.engine.batch.size", unit="{item}", description="sentences encoded plus windows decoded per step",
+            "syrinx.engine.batch.size",
+            unit="{item}",
+            description="sentences encoded plus windows decoded per step",
             explicit_bucket_boundaries_advisory=BATCH_BUCKETS,
         )
         self.startup = meter.create_histogram(
-            "syrinx.voices.load.duration", unit="s", description="loading and warming up every voice, at start-up",
+            "syrinx.voices.load.duration",
+            unit="s",
+            description="loading and warming up every voice, at start-up",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
         self._meter = meter
@@ -94,7 +109,10 @@ class Metrics:
             "syrinx.streams.active", [gauge(active)], unit="{stream}", description="streams admitted and not finished"
         )
         self._meter.create_observable_gauge(
-            "syrinx.streams.waiting", [gauge(waiting)], unit="{stream}", description="admitted streams without first audio yet"
+            "syrinx.streams.waiting",
+            [gauge(waiting)],
+            unit="{stream}",
+            description="admitted streams without first audio yet",
         )
 
 
@@ -132,7 +150,11 @@ class RpcCall:
     def sentence_encoded(self, index: int, phoneme_ids: int, audio_seconds: float) -> None:
         self.span.add_event(
             "sentence_encoded",
-            {"syrinx.sentence": index, "syrinx.phoneme_ids": phoneme_ids, "syrinx.sentence_audio_seconds": audio_seconds},
+            {
+                "syrinx.sentence": index,
+                "syrinx.phoneme_ids": phoneme_ids,
+                "syrinx.sentence_audio_seconds": audio_seconds,
+            },
         )
 
     def finish(self, status_code: int, status_name: str, message: str = "") -> None:
@@ -178,7 +200,7 @@ class Telemetry:
         self._log_text = log_text
 
     @classmethod
-    def disabled(cls) -> "Telemetry":
+    def disabled(cls) -> Telemetry:
         """The API's no-op providers: nothing is recorded (``OTEL_SDK_DISABLED=true``)."""
         from opentelemetry.metrics import NoOpMeterProvider
 
@@ -191,7 +213,7 @@ class Telemetry:
         environ: Mapping[str, str],
         span_processors: Iterable[SpanProcessor] = (),
         metric_readers: Iterable[MetricReader] = (),
-    ) -> "Telemetry":
+    ) -> Telemetry:
         """Providers for this server; an OTLP span exporter if ``environ`` configures one."""
         resource = Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME", config.service_name)})
         tracer_provider = TracerProvider(resource=resource)
@@ -247,7 +269,9 @@ class MetricsEndpoint:
         self._thread.join(5)
 
 
-def serving_telemetry(config: TelemetryConfig, host: str, environ: Mapping[str, str]) -> tuple[Telemetry, MetricsEndpoint | None]:
+def serving_telemetry(
+    config: TelemetryConfig, host: str, environ: Mapping[str, str]
+) -> tuple[Telemetry, MetricsEndpoint | None]:
     """The server's telemetry, with its metrics served for Prometheus unless ``metrics_port`` is None.
 
     ``OTEL_SDK_DISABLED=true`` (the standard switch) turns traces and metrics off altogether.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -75,7 +75,9 @@ def decode_whole(engine: Engine, encoded: Sequence[EncodedSentence]) -> list[np.
     return engine.decode([DecodeWindow(e, 0, e.num_frames) for e in encoded])
 
 
-def decode_windows(engine: Engine, encoded: EncodedSentence, windows: Sequence[tuple[int, int]], batched: bool) -> np.ndarray:
+def decode_windows(
+    engine: Engine, encoded: EncodedSentence, windows: Sequence[tuple[int, int]], batched: bool
+) -> np.ndarray:
     """Decode ``[start, end)`` frame ranges of one sentence and concatenate their audio."""
     items = [DecodeWindow(encoded, start, end) for start, end in windows]
     if batched:

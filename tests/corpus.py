@@ -12,7 +12,7 @@ CORPUS = [
     "She was born on March 3rd, 1987, in a small village.",
     "There were 1,234,567 people counted in the 2020 census.",
     "I can't believe they've already left; we'll have to catch up later.",
-    "He said, \"Don't worry about it,\" and walked away.",
+    'He said, "Don\'t worry about it," and walked away.',
     "The meeting is at 9 a.m. on Jan. 5th with Mr. Jones and Mrs. Brown.",
     "Although the weather forecast had promised nothing but clear skies and gentle breezes for the entire "
     "weekend, the hikers found themselves caught in a sudden storm that forced them to shelter beneath an "

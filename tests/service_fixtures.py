@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from typing import Any, Coroutine
+from collections.abc import Coroutine
+from typing import Any
 
 import grpc
-from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
 from syrinx.server.app import RunningServer, create_server, make_ready
 from syrinx.server.config import ServerConfig
 from syrinx.server.engine import VoiceCatalog
 from syrinx.server.service import SynthesisService
+from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
 
 class ServerThread:
@@ -33,7 +34,7 @@ class ServerThread:
     def call(self, coroutine: Coroutine[Any, Any, Any], timeout: float = 300) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
-    def call_soon(self, coroutine: Coroutine[Any, Any, Any]) -> "concurrent.futures.Future":
+    def call_soon(self, coroutine: Coroutine[Any, Any, Any]) -> concurrent.futures.Future:
         """Start ``coroutine`` on the server's loop without waiting for it."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 

@@ -14,11 +14,13 @@ def _reference(attn: RelativeAttention, x: torch.Tensor, lengths: list[int]) -> 
     """Relative keys and values gathered into full ``T x T`` tables, queries and keys both masked."""
     batch, length, channels = x.shape
     heads, head_channels, window = attn.n_heads, attn.head_channels, attn.window
-    q, k, v = (conv.time_major(x).reshape(batch, length, heads, head_channels).transpose(1, 2)
-               for conv in (attn.conv_q, attn.conv_k, attn.conv_v))
+    q, k, v = (
+        conv.time_major(x).reshape(batch, length, heads, head_channels).transpose(1, 2)
+        for conv in (attn.conv_q, attn.conv_k, attn.conv_v)
+    )
     offsets = torch.arange(length)[None, :] - torch.arange(length)[:, None]  # j - i
     inside = offsets.abs() <= window
-    index = (offsets.clamp(-window, window) + window)
+    index = offsets.clamp(-window, window) + window
     rel_k = attn.emb_rel_k[0][index] * inside[..., None]  # (T, T, head_channels), zero outside the band
     rel_v = attn.emb_rel_v[0][index] * inside[..., None]
     scores = (q @ k.transpose(-2, -1) + torch.einsum("bhid,ijd->bhij", q, rel_k)) / math.sqrt(head_channels)

@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 import soxr
 
-from syrinx.server.audio import AudioEncoderStream, AudioRequest, Encoding, UnsupportedAudioError, encode_whole, to_int16
+from syrinx.server.audio import (
+    AudioEncoderStream,
+    AudioRequest,
+    Encoding,
+    UnsupportedAudioError,
+    encode_whole,
+    to_int16,
+)
 from syrinx.server.audio.g711 import alaw, mulaw
 from syrinx.server.audio.ogg_opus import OPUS_RATES
 from syrinx.server.audio.resample import StreamResampler
@@ -85,10 +92,15 @@ def test_a_60_second_stream_does_not_drift(rate):
 # -- chunk size ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("encoding, rate, ms, bytes_per_sample", [
-    (Encoding.MULAW, 8000, 20, 1), (Encoding.ALAW, 8000, 20, 1), (Encoding.LINEAR16, 16000, 10, 2),
-    (Encoding.LINEAR16, 22050, 40, 2),
-])
+@pytest.mark.parametrize(
+    "encoding, rate, ms, bytes_per_sample",
+    [
+        (Encoding.MULAW, 8000, 20, 1),
+        (Encoding.ALAW, 8000, 20, 1),
+        (Encoding.LINEAR16, 16000, 10, 2),
+        (Encoding.LINEAR16, 22050, 40, 2),
+    ],
+)
 def test_chunks_hold_exactly_the_requested_duration(encoding, rate, ms, bytes_per_sample):
     samples = speech_like(1.01)
     chunks = stream(AudioRequest(encoding, rate, ms), samples, [3072, 8192])
@@ -183,14 +195,17 @@ def test_whole_wav_at_another_rate():
         assert wav.getframerate() == 16000 and wav.getnframes() == count == round(len(samples) * 16000 / NATIVE)
 
 
-@pytest.mark.parametrize("request_, streaming, words", [
-    (AudioRequest(Encoding.WAV), True, "AUDIO_ENCODING_WAV is for Synthesize only"),
-    (AudioRequest(sample_rate_hz=96000), True, "use 8000 to 48000"),
-    (AudioRequest(Encoding.OGG_OPUS, 44100), True, "cannot take 44100 Hz; set sample_rate_hz to one of 8000"),
-    (AudioRequest(chunk_ms=20), False, "StreamSynthesize only"),
-    (AudioRequest(chunk_ms=3), True, "use 5 to 2000"),
-    (AudioRequest(Encoding.MULAW, 44100, 25), True, "use a multiple of 10 ms"),
-])
+@pytest.mark.parametrize(
+    "request_, streaming, words",
+    [
+        (AudioRequest(Encoding.WAV), True, "AUDIO_ENCODING_WAV is for Synthesize only"),
+        (AudioRequest(sample_rate_hz=96000), True, "use 8000 to 48000"),
+        (AudioRequest(Encoding.OGG_OPUS, 44100), True, "cannot take 44100 Hz; set sample_rate_hz to one of 8000"),
+        (AudioRequest(chunk_ms=20), False, "StreamSynthesize only"),
+        (AudioRequest(chunk_ms=3), True, "use 5 to 2000"),
+        (AudioRequest(Encoding.MULAW, 44100, 25), True, "use a multiple of 10 ms"),
+    ],
+)
 def test_unsupported_requests_say_what_is_allowed(request_, streaming, words):
     with pytest.raises(UnsupportedAudioError, match=words):
         request_.resolve(NATIVE, streaming)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import decode_whole, max_abs_diff
+
 from syrinx.server.engine import DecodeWindow, SynthesisOptions
 
 TOLERANCE = 1e-4

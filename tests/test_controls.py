@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-
 from conftest import NO_NOISE, encode_text
+
 from syrinx.server.engine import ChunkPolicy, EngineConfig, InvalidOptionError, SynthesisOptions
 
 TEXT = "Controls change how this sentence sounds."
@@ -57,9 +57,18 @@ def test_noise_w_drives_durations_and_noise_scale_drives_latents(voice, engine):
 def test_length_scale_changes_duration(voice, engine):
     lengths = {}
     for scale in (0.5, 1.0, 1.5):
-        (encoded,) = encode_text(engine, voice, TEXT, SynthesisOptions(length_scale=scale, noise_scale=0.0, noise_w=0.0))
+        (encoded,) = encode_text(
+            engine, voice, TEXT, SynthesisOptions(length_scale=scale, noise_scale=0.0, noise_w=0.0)
+        )
         lengths[scale] = encoded.num_samples
-        assert len(engine.synthesize(voice, TEXT, SynthesisOptions(length_scale=scale, noise_scale=0.0, noise_w=0.0, seed=0))) == encoded.num_samples
+        assert (
+            len(
+                engine.synthesize(
+                    voice, TEXT, SynthesisOptions(length_scale=scale, noise_scale=0.0, noise_w=0.0, seed=0)
+                )
+            )
+            == encoded.num_samples
+        )
     assert lengths[0.5] < lengths[1.0] < lengths[1.5]
     # Durations are rounded up per phoneme, so the ratio is only roughly the scale.
     assert 1.3 < lengths[1.5] / lengths[1.0] < 1.7
@@ -74,7 +83,9 @@ def test_unset_options_use_voice_defaults(voice, engine):
         defaults.noise_scale,
         defaults.noise_w,
     )
-    explicit = SynthesisOptions(length_scale=defaults.length_scale, noise_scale=defaults.noise_scale, noise_w=defaults.noise_w, seed=4)
+    explicit = SynthesisOptions(
+        length_scale=defaults.length_scale, noise_scale=defaults.noise_scale, noise_w=defaults.noise_w, seed=4
+    )
     assert _same(engine.synthesize(voice, TEXT, SynthesisOptions(seed=4)), engine.synthesize(voice, TEXT, explicit))
 
 
@@ -102,7 +113,14 @@ def test_options_out_of_range_are_rejected(kwargs, named):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"length_scale": 0.1}, {"length_scale": 10.0}, {"noise_scale": 0.0}, {"noise_scale": 2.0}, {"noise_w": 0.0}, {"noise_w": 2.0}],
+    [
+        {"length_scale": 0.1},
+        {"length_scale": 10.0},
+        {"noise_scale": 0.0},
+        {"noise_scale": 2.0},
+        {"noise_w": 0.0},
+        {"noise_w": 2.0},
+    ],
 )
 def test_options_at_the_limits_are_accepted(kwargs):
     SynthesisOptions(**kwargs)
@@ -164,7 +182,13 @@ def test_engine_config_rejects_malformed_cuda_devices(device):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"dtype": "float64"}, {"dtype": "fp32"}, {"threads": -1}, {"max_sentence_phonemes": 15}, {"max_sentence_phonemes": 0}],
+    [
+        {"dtype": "float64"},
+        {"dtype": "fp32"},
+        {"threads": -1},
+        {"max_sentence_phonemes": 15},
+        {"max_sentence_phonemes": 0},
+    ],
 )
 def test_engine_config_rejects_bad_settings(kwargs):
     with pytest.raises(InvalidOptionError):

@@ -43,7 +43,9 @@ def test_time_major_conv_matches_the_reference_in_either_layout():
             x = torch.randn(1, 48, length)
             expected = _reference(conv, x)
             # The same input shape in both layouts: each gets the weight in its own layout.
-            torch.testing.assert_close(conv.time_major(x.transpose(1, 2).contiguous()), expected.transpose(1, 2), rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(
+                conv.time_major(x.transpose(1, 2).contiguous()), expected.transpose(1, 2), rtol=1e-5, atol=1e-5
+            )
             torch.testing.assert_close(conv(x), expected, rtol=1e-5, atol=1e-5)
 
 

@@ -125,7 +125,9 @@ def test_float32_on_cuda_is_ieee_float32():
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-@pytest.mark.parametrize("environ, expected", [({}, True), ({"SYRINX_CUDA_GRAPHS": "0"}, False), ({"SYRINX_CUDA_GRAPHS": "1"}, True)])
+@pytest.mark.parametrize(
+    "environ, expected", [({}, True), ({"SYRINX_CUDA_GRAPHS": "0"}, False), ({"SYRINX_CUDA_GRAPHS": "1"}, True)]
+)
 def test_cuda_graphs_can_be_switched_off(environ, expected):
     assert load_config([], environ).engine.cuda_graphs is expected
     assert load_config(["--cuda-graphs", "0"], environ).engine.cuda_graphs is False

@@ -32,18 +32,22 @@ class EndedCallContext:
     gRPC core refuses to send it."""
 
     async def abort(self, code, details="", trailing_metadata=()):
-        raise grpc.aio.InternalError("Failed \"execute_batch\"")
+        raise grpc.aio.InternalError('Failed "execute_batch"')
 
 
 class Servicer:
     @translate_errors
     async def Unary(self, request, context):
-        raise OverCapacityError("server is at its limit of 2 concurrent streams; retry shortly", retry_after_seconds=0.5)
+        raise OverCapacityError(
+            "server is at its limit of 2 concurrent streams; retry shortly", retry_after_seconds=0.5
+        )
 
     @translate_errors
     async def Streaming(self, request, context):
         yield "first"
-        raise OverCapacityError("server is at its limit of 2 concurrent streams; retry shortly", retry_after_seconds=0.5)
+        raise OverCapacityError(
+            "server is at its limit of 2 concurrent streams; retry shortly", retry_after_seconds=0.5
+        )
 
 
 async def _drain(stream) -> list:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from syrinx.v1 import synthesizer_pb2 as pb
+from service_fixtures import ServerThread
 
 from bench.gpu_kit import Kit, KitPhonemizer, export, parity
-from service_fixtures import ServerThread
 from syrinx.server.config import ServerConfig
 from syrinx.server.engine import Engine, EngineConfig, InvalidTextError, VoiceCatalog
+from syrinx.v1 import synthesizer_pb2 as pb
 
 TEXTS = {
     "parity": ["Dr. Smith will see you at 4:30 tomorrow afternoon.", "Is this right? Yes, it is."],
@@ -54,7 +54,9 @@ def test_kit_voice_matches_onnxruntime_on_the_same_weights(kit):
 
 def test_a_server_on_the_kit_speaks_its_texts_and_refuses_others(kit):
     """What `bench.gpu_kit serve` runs on the GPU machine: the real server, the kit's voice."""
-    server = ServerThread(ServerConfig(host="127.0.0.1", port=0), load_catalog=lambda engine: VoiceCatalog([kit.load(engine)]))
+    server = ServerThread(
+        ServerConfig(host="127.0.0.1", port=0), load_catalog=lambda engine: VoiceCatalog([kit.load(engine)])
+    )
     try:
         server.make_ready()  # warms up with the engine's own text, which the kit carries
         replies = list(server.stub.StreamSynthesize(pb.StreamSynthesizeRequest(text=TEXTS["load"][0], seed=1)))

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import max_abs_diff
+
 from syrinx.server.engine import AudioChunk, DecodeWindow, EngineConfig, SentenceStart, SynthesisOptions
 
 SEEDED = SynthesisOptions(seed=21)
@@ -82,7 +82,11 @@ def test_a_stream_sends_a_long_sentences_first_chunk_before_its_start_and_equals
     reference_starts = [e for e in reference if isinstance(e, SentenceStart)]
     assert len(starts) == len(reference_starts) == 2
     for ours, theirs in zip(starts, reference_starts):
-        assert (ours.index, ours.start_sample, ours.num_samples) == (theirs.index, theirs.start_sample, theirs.num_samples)
+        assert (ours.index, ours.start_sample, ours.num_samples) == (
+            theirs.index,
+            theirs.start_sample,
+            theirs.num_samples,
+        )
         assert np.array_equal(ours.phoneme_samples, theirs.phoneme_samples)
 
     chunks = [e for e in events if isinstance(e, AudioChunk)]

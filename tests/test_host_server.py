@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from syrinx.v1 import synthesizer_pb2 as pb
+from service_fixtures import ServerThread
 
 from bench.host_server import FRAMES_PER_ID, SilentEngine, server_config
-from service_fixtures import ServerThread
 from syrinx.server.config import GPU_SCHEDULER_LIMITS
 from syrinx.server.engine import VoiceCatalog
+from syrinx.v1 import synthesizer_pb2 as pb
 
 TEXT = "One moment while I look that up. Your table is booked."
 
@@ -30,10 +30,6 @@ def test_silent_engine_streams_silence_of_the_texts_length_through_the_real_serv
         server.stop()
     hop = voice.hop_length
     ids = [len(s.phoneme_ids) for s in voice.phonemizer.sentences(TEXT)]
-    expected = [
-        (end - start) * hop
-        for n in ids
-        for start, end in config.engine.chunks.windows(int(n * FRAMES_PER_ID))
-    ]
+    expected = [(end - start) * hop for n in ids for start, end in config.engine.chunks.windows(int(n * FRAMES_PER_ID))]
     assert [r.num_samples for r in replies] == expected
     assert all(r.audio == bytes(len(r.audio)) for r in replies)

@@ -130,6 +130,33 @@ def test_the_canary_runs_the_stable_pod_spec_with_its_own_image():
     assert subsets == {"stable": {"version": "stable"}, "canary": {"version": "canary"}}
 
 
+def test_the_release_overlay_pins_each_deployment_to_its_own_image(tmp_path):
+    """.github/release-overlay.sh, as the CI/CD workflows use it: the canary gets the release,
+    stable keeps what it runs; promotion sets stable alone and sends it every call."""
+    script = ROOT / ".github" / "release-overlay.sh"
+    stable, canary = "ghcr.io/example/syrinx@sha256:" + "a" * 64, "ghcr.io/example/syrinx@sha256:" + "b" * 64
+    subprocess.run(["bash", str(script), str(tmp_path / "canary"), stable, canary], check=True)
+    subprocess.run(["bash", str(script), str(tmp_path / "stable"), canary], check=True)
+
+    def rendered(path):
+        out = subprocess.run(["kubectl", "kustomize", str(path)], capture_output=True, text=True, check=True).stdout
+        return [doc for doc in yaml.safe_load_all(out) if doc]
+
+    def images(docs):
+        return {
+            d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["image"]
+            for d in docs
+            if d["kind"] == "Deployment"
+        }
+
+    assert images(rendered(tmp_path / "canary")) == {"syrinx": stable, "syrinx-canary": canary}
+    promoted = rendered(tmp_path / "stable")
+    assert images(promoted) == {"syrinx": canary}
+    (virtual_service,) = [d for d in promoted if d["kind"] == "VirtualService"]
+    split = next(route for route in virtual_service["spec"]["http"] if route["name"] == "split")
+    assert [(d["destination"]["subset"], d["weight"]) for d in split["route"]] == [("stable", 100), ("canary", 0)]
+
+
 # -- the manifests against the server ---------------------------------------------------------
 
 

@@ -15,7 +15,9 @@ def test_depthwise_conv_matches_the_reference_at_every_length(kernel, dilation, 
     """Lengths shorter than the conv's reach too, where some taps read no input row at all."""
     torch.manual_seed(kernel * dilation)
     channels = 24
-    conv = nn.Conv1d(channels, channels, kernel, groups=channels, dilation=dilation, padding=dilation * (kernel - 1) // 2, bias=bias)
+    conv = nn.Conv1d(
+        channels, channels, kernel, groups=channels, dilation=dilation, padding=dilation * (kernel - 1) // 2, bias=bias
+    )
     with torch.inference_mode():
         for length in (1, 2, dilation, dilation + 1, 2 * dilation * kernel, 97):
             x = torch.randn(2, length, channels)

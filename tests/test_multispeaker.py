@@ -15,8 +15,8 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-
 from conftest import NO_NOISE, decode_whole, fixed_windows, max_abs_diff
+
 from syrinx.server.engine import DecodeWindow, InvalidOptionError, SynthesisOptions, Voice, default_voice_files
 from syrinx.server.engine.onnx_voice import read_voice_network
 from syrinx.server.engine.vits.architecture import Architecture, ConvSpec
@@ -70,7 +70,9 @@ def test_speaker_ids_are_validated(engine, multi_voice):
     assert multi_voice.speaker_id(SPEAKERS - 1) == SPEAKERS - 1
     for bad in (SPEAKERS, -1):
         with pytest.raises(InvalidOptionError, match="out of range"):
-            engine.sentence_requests(multi_voice, multi_voice.phonemizer.sentences(TEXT), SynthesisOptions(speaker_id=bad))
+            engine.sentence_requests(
+                multi_voice, multi_voice.phonemizer.sentences(TEXT), SynthesisOptions(speaker_id=bad)
+            )
 
 
 def test_speakers_change_the_audio(engine, multi_voice):
@@ -86,13 +88,17 @@ def test_mixed_speaker_batch_equals_single_runs(engine, multi_voice):
         requests += engine.sentence_requests(multi_voice, sentences[:1], SynthesisOptions(speaker_id=speaker, seed=5))
     batched = decode_whole(engine, engine.encode(requests))
     for speaker, audio in enumerate(batched):
-        (alone,) = engine.encode(engine.sentence_requests(multi_voice, sentences[:1], SynthesisOptions(speaker_id=speaker, seed=5)))
+        (alone,) = engine.encode(
+            engine.sentence_requests(multi_voice, sentences[:1], SynthesisOptions(speaker_id=speaker, seed=5))
+        )
         assert max_abs_diff(audio, decode_whole(engine, [alone])[0]) <= 1e-4
 
 
 def test_speaker_windows_equal_whole_decode(engine, multi_voice):
     (encoded,) = engine.encode(
-        engine.sentence_requests(multi_voice, multi_voice.phonemizer.sentences(TEXT), SynthesisOptions(speaker_id=2, seed=3))
+        engine.sentence_requests(
+            multi_voice, multi_voice.phonemizer.sentences(TEXT), SynthesisOptions(speaker_id=2, seed=3)
+        )
     )
     (whole,) = decode_whole(engine, [encoded])
     windows = [DecodeWindow(encoded, start, end) for start, end in fixed_windows(encoded.num_frames, 7)]

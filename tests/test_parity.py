@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from piper.config import SynthesisConfig
-
 from conftest import NO_NOISE, decode_whole, relative_l2
 from corpus import CORPUS
-
+from piper.config import SynthesisConfig
 
 
 def _piper_sentence_ids(piper_voice, text: str) -> list[tuple[int, ...]]:

@@ -12,8 +12,8 @@ import copy
 import numpy as np
 import pytest
 import torch
-
 from conftest import NO_NOISE, decode_whole, fixed_windows, relative_l2
+
 from syrinx.server.engine import DecodeWindow, Voice
 
 TEXT = "Half precision should sound the same as full precision."

@@ -18,7 +18,17 @@ BUF = ROOT / "node_modules" / ".bin" / "buf"
 def generate(out: Path) -> None:
     protos = sorted(str(p.relative_to(ROOT / "protos")) for p in (ROOT / "protos").rglob("*.proto"))
     subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", "-I", "protos", f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}", *protos],
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            "-I",
+            "protos",
+            f"--python_out={out}",
+            f"--pyi_out={out}",
+            f"--grpc_python_out={out}",
+            *protos,
+        ],
         cwd=ROOT,
         check=True,
     )

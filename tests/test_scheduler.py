@@ -40,7 +40,12 @@ class Driver:
         if step is None:
             return None
         encoded = [
-            Encoded(("enc", w.stream_id, w.sentence), self.frames, self.sentences.get(w.stream_id, 1), audio_of(w.stream_id, w.sentence, 0))
+            Encoded(
+                ("enc", w.stream_id, w.sentence),
+                self.frames,
+                self.sentences.get(w.stream_id, 1),
+                audio_of(w.stream_id, w.sentence, 0),
+            )
             for w in step.encodes
         ]
         audio = [audio_of(w.stream_id, w.sentence, w.start) for w in step.decodes]
@@ -218,7 +223,7 @@ def test_a_long_text_does_not_starve_short_requests():
     for _ in range(10):
         driver.step(now)
     short_arrivals = {}
-    for n in range(5):
+    for _ in range(5):
         now += 0.2
         short_arrivals[scheduler.add(now, FRAME)] = now
         for _ in range(4):
@@ -276,7 +281,9 @@ def test_a_sentence_encoded_head_first_gets_its_rest_encoded_before_its_second_w
     ends = []
     while (step := scheduler.next_step(0.0)) is not None:
         assert not step.encodes
-        for work, _ in scheduler.complete(step, [], [audio_of(w.stream_id, w.sentence, w.start) for w in step.decodes], 0.0):
+        for work, _ in scheduler.complete(
+            step, [], [audio_of(w.stream_id, w.sentence, w.start) for w in step.decodes], 0.0
+        ):
             assert work.encoded == "whole"
             ends.append((work.start, work.end, work.last_in_sentence, work.last_in_stream))
             scheduler.sent(stream)

@@ -34,7 +34,10 @@ class FakeVoice:
         parts = [p.split() for p in text.split(".") if p.strip()]
         if not parts:
             raise InvalidTextError("nothing to speak")
-        return [SimpleNamespace(tokens=tokens, words=(), phonemes=tuple(tokens), phoneme_ids=tuple(range(len(tokens)))) for tokens in parts]
+        return [
+            SimpleNamespace(tokens=tokens, words=(), phonemes=tuple(tokens), phoneme_ids=tuple(range(len(tokens))))
+            for tokens in parts
+        ]
 
 
 class FakeEncoded(SimpleNamespace):
@@ -58,9 +61,13 @@ class FakeEngine:
         self.work_done.update(r.tag for r in requests)
         encoded = [
             FakeEncoded(
-                voice=r.voice, sentence=r.sentence, tag=r.tag, num_frames=len(r.sentence.tokens) * FRAMES_PER_WORD,
+                voice=r.voice,
+                sentence=r.sentence,
+                tag=r.tag,
+                num_frames=len(r.sentence.tokens) * FRAMES_PER_WORD,
                 num_samples=len(r.sentence.tokens) * FRAMES_PER_WORD * HOP,
-                durations=np.full(len(r.sentence.tokens), FRAMES_PER_WORD), complete=True,
+                durations=np.full(len(r.sentence.tokens), FRAMES_PER_WORD),
+                complete=True,
             )
             for r in requests
         ]
@@ -102,7 +109,9 @@ def run(coroutine):
 
 
 async def _started(engine: FakeEngine, clock=time.monotonic, **limits) -> SchedulerLoop:
-    loop = SchedulerLoop(engine, SchedulerConfig(**limits), lambda n: [(s, min(s + 2, n)) for s in range(0, n, 2)], clock=clock)
+    loop = SchedulerLoop(
+        engine, SchedulerConfig(**limits), lambda n: [(s, min(s + 2, n)) for s in range(0, n, 2)], clock=clock
+    )
     loop.start()
     return loop
 
@@ -133,7 +142,9 @@ def test_each_stream_gets_its_own_audio_in_order():
             assert np.array_equal(audio, tag * 1000 + np.arange(len(sentence) * FRAMES_PER_WORD * HOP))
         offsets = [c.start_sample for c in chunks]
         assert offsets == sorted(offsets) and offsets[0] == 0
-        assert [s.start_sample for s in stream.sentences] == list(np.cumsum([0] + [s.num_samples for s in stream.sentences])[:-1])
+        assert [s.start_sample for s in stream.sentences] == list(
+            np.cumsum([0] + [s.num_samples for s in stream.sentences])[:-1]
+        )
 
 
 def test_a_closed_stream_takes_no_more_engine_steps_and_its_memory_is_freed():

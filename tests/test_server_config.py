@@ -17,7 +17,12 @@ def test_defaults():
 
 
 def test_environment_then_flags():
-    env = {"SYRINX_PORT": "6000", "SYRINX_MAX_STREAMS": "3", "SYRINX_VOICES_DIR": "/voices", "SYRINX_DRAIN_SECONDS": "7.5"}
+    env = {
+        "SYRINX_PORT": "6000",
+        "SYRINX_MAX_STREAMS": "3",
+        "SYRINX_VOICES_DIR": "/voices",
+        "SYRINX_DRAIN_SECONDS": "7.5",
+    }
     config = load_config([], env)
     assert (config.port, config.scheduler.max_streams, config.drain_seconds) == (6000, 3, 7.5)
     assert config.engine.voices_dir == Path("/voices")

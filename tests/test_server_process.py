@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from syrinx.v1 import synthesizer_pb2 as pb
 from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
@@ -23,7 +24,17 @@ START_TIMEOUT = 180
 class ServerProcess:
     def __init__(self) -> None:
         self.process = subprocess.Popen(
-            [str(BIN / "syrinx-server"), "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0", "--drain-seconds", "60"],
+            [
+                str(BIN / "syrinx-server"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--metrics-port",
+                "0",
+                "--drain-seconds",
+                "60",
+            ],
             stderr=subprocess.PIPE,
             text=True,
         )
@@ -88,7 +99,9 @@ def test_cli_health_voices_say_stream(server_process, tmp_path):
 def test_sigterm_lets_the_stream_in_flight_finish_then_exits_0(server_process):
     channel = grpc.insecure_channel(server_process.address)
     stub = pb_grpc.SynthesizerStub(channel)
-    text = " ".join(f"Sentence {i} of an answer that is still being spoken when the pod is told to stop." for i in range(6))
+    text = " ".join(
+        f"Sentence {i} of an answer that is still being spoken when the pod is told to stop." for i in range(6)
+    )
     call = stub.StreamSynthesize(pb.StreamSynthesizeRequest(text=text, seed=4))
     first = next(call)
     assert first.sequence_number == 0

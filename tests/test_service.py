@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_status import rpc_status
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from syrinx.v1 import synthesizer_pb2 as pb
-
+from grpc_status import rpc_status
 from service_fixtures import ServerThread
+
+from syrinx.server.audio import AudioEncoderStream, AudioRequest, Encoding, encode_whole, pcm16
 from syrinx.server.config import ServerConfig
 from syrinx.server.engine import AudioChunk, Engine, SentenceStart, SynthesisOptions
 from syrinx.server.scheduler import SchedulerConfig
-from syrinx.server.audio import AudioEncoderStream, AudioRequest, Encoding, encode_whole, pcm16
+from syrinx.v1 import synthesizer_pb2 as pb
 
 MAX_TEXT = 6000
 MAX_STREAMS = 12
@@ -28,7 +28,9 @@ MAX_STREAMS = 12
 
 @pytest.fixture(scope="module")
 def server():
-    config = ServerConfig(host="127.0.0.1", port=0, max_text_chars=MAX_TEXT, scheduler=SchedulerConfig(max_streams=MAX_STREAMS))
+    config = ServerConfig(
+        host="127.0.0.1", port=0, max_text_chars=MAX_TEXT, scheduler=SchedulerConfig(max_streams=MAX_STREAMS)
+    )
     running = ServerThread(config)
     running.make_ready()
     yield running
@@ -103,7 +105,9 @@ def test_telephony_stream_is_mulaw_8k_in_20_ms_frames(server, engine, voice):
     assert [r.offset_samples for r in replies] == [160 * i for i in range(len(replies))]
     # Exactly what the audio layer makes of the engine's own chunks for the same request.
     encoder = AudioEncoderStream(AudioRequest(Encoding.MULAW, 8000, 20).resolve(voice.info.sample_rate, True))
-    expected = [c for samples in engine_chunks(engine, voice, text, 4) for c in encoder.push(samples)] + encoder.finish()
+    expected = [
+        c for samples in engine_chunks(engine, voice, text, 4) for c in encoder.push(samples)
+    ] + encoder.finish()
     assert [r.audio for r in replies] == [c.data for c in expected]
     native_samples = sum(len(c) for c in engine_chunks(engine, voice, text, 4))
     assert replies[-1].offset_samples + replies[-1].num_samples == round(native_samples * 8000 / voice.info.sample_rate)
@@ -125,20 +129,43 @@ def test_webrtc_stream_is_ogg_opus_48k_that_plays_chunk_by_chunk(server, engine,
     assert decoded == expected
 
 
-@pytest.mark.parametrize("audio", [None, pb.AudioConfig(encoding=pb.AUDIO_ENCODING_MULAW, sample_rate_hz=8000, chunk_duration_ms=20)])
+@pytest.mark.parametrize(
+    "audio", [None, pb.AudioConfig(encoding=pb.AUDIO_ENCODING_MULAW, sample_rate_hz=8000, chunk_duration_ms=20)]
+)
 def test_word_timestamps_come_with_the_chunk_where_each_word_starts(server, engine, voice, audio):
     text = "Sure, Dr. Lee can see you at 4:30 tomorrow. Does that work?"
-    replies = list(server.stub.StreamSynthesize(stream_request(text, seed=6, audio_config=audio, enable_word_timestamps=True)))
+    replies = list(
+        server.stub.StreamSynthesize(stream_request(text, seed=6, audio_config=audio, enable_word_timestamps=True))
+    )
     words = [w for r in replies for w in r.words]
-    assert [w.word for w in words] == ["Sure", "Dr", "Lee", "can", "see", "you", "at", "4:30", "tomorrow", "Does", "that", "work"]
+    assert [w.word for w in words] == [
+        "Sure",
+        "Dr",
+        "Lee",
+        "can",
+        "see",
+        "you",
+        "at",
+        "4:30",
+        "tomorrow",
+        "Does",
+        "that",
+        "work",
+    ]
     assert all(text[w.char_start : w.char_end] == w.word for w in words)
     for reply in replies[:-1]:  # a word is sent with the chunk its audio starts in
-        assert all(reply.offset_samples <= w.start_sample < reply.offset_samples + reply.num_samples for w in reply.words)
+        assert all(
+            reply.offset_samples <= w.start_sample < reply.offset_samples + reply.num_samples for w in reply.words
+        )
     total = replies[-1].offset_samples + replies[-1].num_samples
     assert all(a.end_sample <= b.start_sample for a, b in zip(words, words[1:])) and words[-1].end_sample <= total
     # The same times the engine gives for the same request, at the stream's rate.
     rate = replies[0].format.sample_rate_hz
-    starts = [e for e in engine.stream(voice, text, SynthesisOptions(seed=6, word_timestamps=True)) if isinstance(e, SentenceStart)]
+    starts = [
+        e
+        for e in engine.stream(voice, text, SynthesisOptions(seed=6, word_timestamps=True))
+        if isinstance(e, SentenceStart)
+    ]
     native = [start.word_samples(w) for start in starts for w in start.words]
     assert [(w.start_sample, w.end_sample) for w in words] == [
         (round(a * rate / voice.info.sample_rate), round(b * rate / voice.info.sample_rate)) for a, b in native
@@ -238,10 +265,20 @@ def test_a_sentence_of_thousands_of_unknown_symbols_is_invalid_argument(server):
         ({"speaking_rate": 9.0}, "0.25 to 4"),
         ({"audio_config": pb.AudioConfig(sample_rate_hz=4000)}, "use 8000 to 48000, or 0 for the voice's native 22050"),
         ({"audio_config": pb.AudioConfig(encoding=pb.AUDIO_ENCODING_WAV)}, "AUDIO_ENCODING_WAV is for Synthesize only"),
-        ({"audio_config": pb.AudioConfig(encoding=pb.AUDIO_ENCODING_OGG_OPUS)}, "cannot take 22050 Hz (the voice's native rate)"),
-        ({"audio_config": pb.AudioConfig(chunk_duration_ms=7)}, "not a whole number of samples at 22050 Hz; use a multiple of 20 ms"),
         (
-            {"audio_config": pb.AudioConfig(encoding=pb.AUDIO_ENCODING_OGG_OPUS, sample_rate_hz=48000, chunk_duration_ms=30)},
+            {"audio_config": pb.AudioConfig(encoding=pb.AUDIO_ENCODING_OGG_OPUS)},
+            "cannot take 22050 Hz (the voice's native rate)",
+        ),
+        (
+            {"audio_config": pb.AudioConfig(chunk_duration_ms=7)},
+            "not a whole number of samples at 22050 Hz; use a multiple of 20 ms",
+        ),
+        (
+            {
+                "audio_config": pb.AudioConfig(
+                    encoding=pb.AUDIO_ENCODING_OGG_OPUS, sample_rate_hz=48000, chunk_duration_ms=30
+                )
+            },
             "use a multiple of 20 ms",
         ),
         ({"audio_config": pb.AudioConfig(encoding=99)}, "unknown encoding 99"),
@@ -285,7 +322,9 @@ def test_unexpected_error_is_internal_without_details(server, monkeypatch):
     error = _error(lambda: server.stub.ListVoices(pb.ListVoicesRequest()))
     assert error.code() == grpc.StatusCode.INTERNAL
     assert "id " in error.details()
-    assert "secret" not in error.details() and "Traceback" not in error.details() and "RuntimeError" not in error.details()
+    assert (
+        "secret" not in error.details() and "Traceback" not in error.details() and "RuntimeError" not in error.details()
+    )
 
 
 # -- reflection, cancellation ---------------------------------------------------------------

@@ -12,8 +12,8 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-
 from conftest import decode_whole, decode_windows, encode_text, fixed_windows, max_abs_diff
+
 from syrinx.server.engine import (
     AudioChunk,
     ChunkPolicy,
@@ -42,7 +42,9 @@ def sentence(voice, engine):
 
 def test_noise_is_really_on(voice, engine, sentence):
     encoded, _ = sentence
-    (noiseless,) = encode_text(engine, voice, "Every window needs context on both sides.", SynthesisOptions(noise_scale=0.0, seed=SEED))
+    (noiseless,) = encode_text(
+        engine, voice, "Every window needs context on both sides.", SynthesisOptions(noise_scale=0.0, seed=SEED)
+    )
     assert noiseless.num_frames == encoded.num_frames  # same duration noise
     assert (encoded.z_p - noiseless.z_p).abs().max().item() > 0.1
 
@@ -64,7 +66,11 @@ def test_fixed_size_windows_concatenate_to_whole_sentence(engine, sentence, size
 
 @pytest.mark.parametrize(
     "policy",
-    [ChunkPolicy(), ChunkPolicy(first_frames=1, max_frames=40, growth=1.5), ChunkPolicy(first_frames=4, max_frames=4, growth=1.0)],
+    [
+        ChunkPolicy(),
+        ChunkPolicy(first_frames=1, max_frames=40, growth=1.5),
+        ChunkPolicy(first_frames=4, max_frames=4, growth=1.0),
+    ],
     ids=["default", "growing-from-1", "constant-4"],
 )
 def test_chunk_policy_windows_concatenate_to_whole_sentence(engine, sentence, policy):

@@ -13,12 +13,12 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client.parser import text_string_to_metric_families
-from syrinx.v1 import synthesizer_pb2 as pb
-
 from service_fixtures import ServerThread
+
 from syrinx.server.config import ServerConfig
 from syrinx.server.logs import JsonFormatter
 from syrinx.server.telemetry import Telemetry, TelemetryConfig, serving_telemetry
+from syrinx.v1 import synthesizer_pb2 as pb
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN_ID = "00f067aa0ba902b7"
@@ -38,14 +38,18 @@ class EndedSpans(SpanProcessor):
 
     def wait(self, count: int, timeout: float = 30) -> list[ReadableSpan]:
         with self._changed:
-            assert self._changed.wait_for(lambda: len(self.spans) >= count, timeout), f"only {len(self.spans)} spans ended"
+            assert self._changed.wait_for(lambda: len(self.spans) >= count, timeout), (
+                f"only {len(self.spans)} spans ended"
+            )
             return list(self.spans)
 
 
 @pytest.fixture(scope="module")
 def observed():
     spans, metrics = EndedSpans(), InMemoryMetricReader()
-    telemetry = Telemetry.create(TelemetryConfig(metrics_port=None), {}, span_processors=[spans], metric_readers=[metrics])
+    telemetry = Telemetry.create(
+        TelemetryConfig(metrics_port=None), {}, span_processors=[spans], metric_readers=[metrics]
+    )
     server = ServerThread(ServerConfig(host="127.0.0.1", port=0), telemetry)
     server.make_ready()
     yield server, spans, metrics
@@ -65,7 +69,11 @@ def points(reader: InMemoryMetricReader, name: str) -> list:
 
 
 def requests_counted(reader, method: str, code: int) -> int:
-    return sum(p.value for p in points(reader, "syrinx.requests") if p.attributes == {"rpc.method": method, "rpc.grpc.status_code": code})
+    return sum(
+        p.value
+        for p in points(reader, "syrinx.requests")
+        if p.attributes == {"rpc.method": method, "rpc.grpc.status_code": code}
+    )
 
 
 def test_a_stream_is_one_server_span_in_the_callers_trace_with_its_first_audio(observed):
@@ -73,7 +81,9 @@ def test_a_stream_is_one_server_span_in_the_callers_trace_with_its_first_audio(o
     before = len(spans.spans)
     traceparent = f"00-{TRACE_ID}-{CALLER_SPAN_ID}-01"
     config = pb.AudioConfig(encoding=pb.AUDIO_ENCODING_MULAW, sample_rate_hz=8000)
-    request = pb.StreamSynthesizeRequest(text="Tracing follows the caller.", seed=1, audio_config=config, request_id="t-1")
+    request = pb.StreamSynthesizeRequest(
+        text="Tracing follows the caller.", seed=1, audio_config=config, request_id="t-1"
+    )
     replies = list(server.stub.StreamSynthesize(request, metadata=[("traceparent", traceparent)]))
     (span,) = spans.wait(before + 1)[before:]
     assert span.name == "syrinx.v1.Synthesizer/StreamSynthesize" and span.kind is SpanKind.SERVER
@@ -169,7 +179,11 @@ def test_one_summary_log_line_per_request_without_the_text(observed, caplog):
     server, spans, _ = observed
     caplog.set_level(logging.INFO, logger="syrinx.requests")
     count = len(spans.spans)
-    replies = list(server.stub.StreamSynthesize(pb.StreamSynthesizeRequest(text="Log this call, not its words.", request_id="log-1", seed=2)))
+    replies = list(
+        server.stub.StreamSynthesize(
+            pb.StreamSynthesizeRequest(text="Log this call, not its words.", request_id="log-1", seed=2)
+        )
+    )
     (span,) = spans.wait(count + 1)[count:]
     (fields,) = summary_lines(caplog, "log-1")
     assert fields["trace_id"] == format(span.context.trace_id, "032x")
@@ -191,7 +205,9 @@ def test_the_huge_strings_of_a_rejected_request_are_logged_in_part(observed, cap
     with pytest.raises(grpc.RpcError):
         list(server.stub.StreamSynthesize(request))
     spans.wait(count + 1)
-    (fields,) = [r.fields for r in caplog.records if r.name == "syrinx.requests" and r.fields["request_id"].startswith("r")]
+    (fields,) = [
+        r.fields for r in caplog.records if r.name == "syrinx.requests" and r.fields["request_id"].startswith("r")
+    ]
     assert fields["voice"] == "v" * 80 + "... (100000 characters)"
     assert fields["request_id"] == "r" * 80 + "... (100000 characters)"
     assert fields["status"] == "INVALID_ARGUMENT"  # the request id is over its limit
@@ -214,7 +230,9 @@ def test_the_grafana_dashboard_reads_only_metrics_the_server_exports():
     import re
     from pathlib import Path
 
-    dashboard = json.loads((Path(__file__).parent.parent / "k8s" / "monitoring" / "grafana" / "syrinx-dashboard.json").read_text())
+    dashboard = json.loads(
+        (Path(__file__).parent.parent / "k8s" / "monitoring" / "grafana" / "syrinx-dashboard.json").read_text()
+    )
     exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
     used = {re.sub(r"_(bucket|count|sum)$", "", name) for e in exprs for name in re.findall(r"\bsyrinx_[a-z_]+", e)}
     exported = set(DOCUMENTED) | {name + "_total" for name in DOCUMENTED}
@@ -229,7 +247,9 @@ def test_the_standard_environment_switches_export_on_and_everything_off():
 
     assert not _otlp_traces_wanted({})
     assert _otlp_traces_wanted({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"})
-    assert not _otlp_traces_wanted({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317", "OTEL_TRACES_EXPORTER": "none"})
+    assert not _otlp_traces_wanted(
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317", "OTEL_TRACES_EXPORTER": "none"}
+    )
     assert _otlp_traces_wanted({"OTEL_TRACES_EXPORTER": "console,otlp"})
     telemetry, endpoint = serving_telemetry(TelemetryConfig(metrics_port=0), "127.0.0.1", {"OTEL_SDK_DISABLED": "true"})
     assert endpoint is None  # nothing to scrape

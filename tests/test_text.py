@@ -84,7 +84,9 @@ def test_phonemes_missing_from_the_id_map_are_reported_and_skipped(voice, engine
 
 @pytest.mark.parametrize("text", ["[[ ☃ ]]", "[[ ☃ ☂ ]]."])
 def test_a_sentence_of_only_unknown_phonemes_fails_the_request_instead_of_going_silent(voice, text):
-    with pytest.raises(InvalidTextError, match=r"a sentence has nothing to speak in this voice: its phonemes \(.*☃.*\)"):
+    with pytest.raises(
+        InvalidTextError, match=r"a sentence has nothing to speak in this voice: its phonemes \(.*☃.*\)"
+    ):
         voice.phonemizer.sentences(text)
 
 
@@ -110,7 +112,9 @@ def test_long_text_gives_one_sentence_per_sentence(voice, piper_voice):
     assert len(LONG_TEXT) > 4000
     sentences = voice.phonemizer.sentences(LONG_TEXT)
     assert len(sentences) == 40
-    assert [s.phoneme_ids for s in sentences] == [tuple(piper_voice.phonemes_to_ids(p)) for p in piper_voice.phonemize(LONG_TEXT)]
+    assert [s.phoneme_ids for s in sentences] == [
+        tuple(piper_voice.phonemes_to_ids(p)) for p in piper_voice.phonemize(LONG_TEXT)
+    ]
     assert all(len(s.phoneme_ids) <= EngineConfig().max_sentence_phonemes for s in sentences)
 
 
@@ -137,7 +141,9 @@ def test_long_text_streams_sentence_after_sentence(voice, engine):
 
 
 def _unpunctuated_text(chars: int) -> str:
-    words = "the quick brown fox jumps over the lazy dog while seven curious otters watch from a mossy riverbank".split()
+    words = (
+        "the quick brown fox jumps over the lazy dog while seven curious otters watch from a mossy riverbank".split()
+    )
     text = " ".join(words[i % len(words)] for i in range(chars))[:chars]
     return text.rsplit(" ", 1)[0]
 

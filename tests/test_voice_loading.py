@@ -151,7 +151,9 @@ def test_phoneme_id_beyond_the_model_vocabulary(tmp_path, original, original_con
         _load(model, config)
 
 
-@pytest.mark.parametrize("key_path", [("phoneme_id_map",), ("num_symbols",), ("audio", "sample_rate"), ("espeak", "voice")])
+@pytest.mark.parametrize(
+    "key_path", [("phoneme_id_map",), ("num_symbols",), ("audio", "sample_rate"), ("espeak", "voice")]
+)
 def test_config_missing_required_key(tmp_path, original, original_config, key_path):
     broken = json.loads(json.dumps(original_config))
     node = broken
@@ -279,7 +281,6 @@ def test_catalog_fails_on_a_broken_directory_voice(tmp_path, original):
     with pytest.raises(VoiceLoadError) as info:
         VoiceCatalog.load(EngineConfig(voices_dir=tmp_path))
     assert "en_US-broken-medium.onnx.json" in str(info.value)
-
 
 
 def test_catalog_rejects_two_directory_voices_with_the_same_name(tmp_path, original):

@@ -6,11 +6,10 @@ import difflib
 
 import numpy as np
 import pytest
+from corpus import CORPUS
 
 from syrinx.server.engine import AudioChunk, SentenceStart, SynthesisOptions
 from syrinx.server.engine.words import _is_sound, sound_ids
-
-from corpus import CORPUS
 
 SURROUNDING = ".,;:!?\"'()"  # what a word is written without (the API's rule, spelled out here)
 
@@ -60,7 +59,9 @@ def test_each_word_gets_the_phonemes_it_has_on_its_own(voice):
             sounds = sound_ids(sentence.phonemes, voice.phonemizer._id_map)
             for word in sentence.words:
                 in_context = [p for p, first, _ in sounds if word.first_id <= first < word.end_id]
-                alone = [p for p in voice.phonemizer._word_phonemes(text[word.char_start : word.char_end]) if _is_sound(p)]
+                alone = [
+                    p for p in voice.phonemizer._word_phonemes(text[word.char_start : word.char_end]) if _is_sound(p)
+                ]
                 scores.append(difflib.SequenceMatcher(None, in_context, alone).ratio())
     assert np.median(scores) == 1.0  # most words keep exactly their own phonemes
     assert np.mean(np.array(scores) >= 0.5) >= 0.95  # and nearly all share most of them

@@ -5,7 +5,7 @@ bytes in the client's format out.
 """
 
 from .errors import UnsupportedAudioError
-from .formats import Encoding, AudioRequest, OutputFormat
+from .formats import AudioRequest, Encoding, OutputFormat
 from .pcm import pcm16, to_int16, wav_file
 from .stream import AudioEncoderStream, EncodedChunk, encode_whole
 

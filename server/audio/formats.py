@@ -34,7 +34,7 @@ class AudioRequest:
     sample_rate_hz: int = 0
     chunk_ms: int = 0
 
-    def resolve(self, native_rate_hz: int, streaming: bool) -> "OutputFormat":
+    def resolve(self, native_rate_hz: int, streaming: bool) -> OutputFormat:
         """The exact output for a voice of ``native_rate_hz``, or :class:`UnsupportedAudioError`."""
         encoding, rate = self.encoding, self.sample_rate_hz or native_rate_hz
         if streaming and encoding not in STREAMABLE:
@@ -58,9 +58,13 @@ class AudioRequest:
         if not streaming:
             raise UnsupportedAudioError("chunk_duration_ms applies to StreamSynthesize only; leave it 0 for Synthesize")
         if not MIN_CHUNK_MS <= ms <= MAX_CHUNK_MS:
-            raise UnsupportedAudioError(f"chunk_duration_ms {ms} is out of range: use {MIN_CHUNK_MS} to {MAX_CHUNK_MS}, or 0")
+            raise UnsupportedAudioError(
+                f"chunk_duration_ms {ms} is out of range: use {MIN_CHUNK_MS} to {MAX_CHUNK_MS}, or 0"
+            )
         if self.encoding is Encoding.OGG_OPUS and ms % FRAME_MS:
-            raise UnsupportedAudioError(f"{Encoding.OGG_OPUS.value} chunks hold whole {FRAME_MS} ms Opus frames; use a multiple of {FRAME_MS} ms")
+            raise UnsupportedAudioError(
+                f"{Encoding.OGG_OPUS.value} chunks hold whole {FRAME_MS} ms Opus frames; use a multiple of {FRAME_MS} ms"
+            )
         if rate * ms % 1000:
             raise UnsupportedAudioError(
                 f"chunk_duration_ms {ms} is not a whole number of samples at {rate} Hz; use a multiple of "

@@ -7,8 +7,8 @@ output rate, so offsets add up exactly from the first chunk to the last.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -105,4 +105,3 @@ def encode_whole(output: OutputFormat, samples: np.ndarray) -> tuple[bytes, int]
     stream = AudioEncoderStream(output)
     chunks = [*stream.push(samples), *stream.finish()]
     return b"".join(c.data for c in chunks), sum(c.num_samples for c in chunks)
-

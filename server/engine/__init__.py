@@ -16,8 +16,8 @@ from .engine import (
 )
 from .errors import InvalidOptionError, InvalidTextError, SyrinxError, VoiceLoadError, VoiceNotFoundError
 from .vits.model import ReceptiveField
-from .words import WordSpan
 from .voice import DEFAULT_VOICE, Voice, VoiceCatalog, VoiceFiles, VoiceInfo, default_voice_files, load_voice
+from .words import WordSpan
 
 __all__ = [
     "AudioChunk",

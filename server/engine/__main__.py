@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         engine = Engine(config)
         engine.warm_up(voice)
         started = time.perf_counter()
-        first_audio = None
+        first_audio = 0.0
         chunks = []
         for event in engine.stream(voice, args.text, SynthesisOptions(length_scale=args.length_scale, seed=args.seed)):
             if isinstance(event, AudioChunk):

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Hashable, Sequence
+from typing import Any
 
 import torch
 
@@ -53,8 +54,10 @@ class CapturedCall:
 Capture = Callable[[Callable[..., Outputs], Inputs, object], tuple[CapturedCall, object]]
 
 
-def capture_cuda_graph(fn: Callable[..., Outputs], inputs: Inputs, pool: object) -> tuple[CapturedCall, object]:
-    """Record ``fn(*inputs)`` as a CUDA graph, its memory in ``pool`` (``None``: a new pool)."""
+def capture_cuda_graph(fn: Callable[..., Outputs], inputs: Inputs, pool: Any) -> tuple[CapturedCall, Any]:
+    """Record ``fn(*inputs)`` as a CUDA graph, its memory in ``pool`` (``None``: a new pool).
+
+    A pool is torch's opaque handle (``graph.pool()``), typed only in a private module."""
     static = tuple(None if x is None else x.clone() for x in inputs)
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
@@ -106,10 +109,11 @@ class GraphCache:
         if len(inputs) != len(call.inputs):
             raise ValueError(f"graph key {key!r}: {len(inputs)} inputs, recorded with {len(call.inputs)}")
         for buffer, value in zip(call.inputs, inputs):
-            if (buffer is None) != (value is None) or (value is not None and buffer.shape != value.shape):
+            if buffer is None or value is None or buffer.shape != value.shape:
+                if buffer is None and value is None:
+                    continue
                 raise ValueError(f"graph key {key!r} does not determine its inputs' shapes")
-            if buffer is not None:
-                buffer.copy_(value)
+            buffer.copy_(value)
         call.replay()
         self.replays += 1
         return call.outputs

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import secrets
 import sys
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Hashable, Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -33,9 +34,8 @@ from .cuda import GraphCache, Inputs, Outputs, use_ieee_float32
 from .errors import InvalidOptionError
 from .phonemizer import PhonemizedSentence
 from .vits.model import ReceptiveField
-from .words import WordSpan
 from .voice import Voice
-
+from .words import WordSpan
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -169,10 +169,12 @@ class SentenceStart:
     def word_samples(self, word: WordSpan) -> tuple[int, int]:
         """Where ``word`` is in the stream: samples [start, end) at the voice's rate."""
         before = int(self.phoneme_samples[: word.first_id].sum())
-        return self.start_sample + before, self.start_sample + before + int(self.phoneme_samples[word.first_id : word.end_id].sum())
+        return self.start_sample + before, self.start_sample + before + int(
+            self.phoneme_samples[word.first_id : word.end_id].sum()
+        )
 
     @classmethod
-    def of(cls, encoded: EncodedSentence, index: int, start_sample: int) -> "SentenceStart":
+    def of(cls, encoded: EncodedSentence, index: int, start_sample: int) -> SentenceStart:
         if not encoded.complete:
             raise ValueError("a sentence encoded head first has no SentenceStart until Engine.finish")
         return cls(
@@ -231,7 +233,9 @@ def _widen(lo: int, hi: int, frames: int, multiple: int) -> tuple[int, int]:
 def _window_spans(start: int, end: int, frames: int, field: ReceptiveField) -> tuple[int, int, int, int]:
     """The frames the decoder and the flow run over for core frames ``[start, end)`` of a
     sentence of ``frames``: ``(decoder_lo, decoder_hi, flow_lo, flow_hi)``."""
-    dec_lo, dec_hi = _widen(max(0, start - field.decoder_left), min(frames, end + field.decoder_right), frames, FRAME_BUCKET)
+    dec_lo, dec_hi = _widen(
+        max(0, start - field.decoder_left), min(frames, end + field.decoder_right), frames, FRAME_BUCKET
+    )
     return dec_lo, dec_hi, *_widen(max(0, dec_lo - field.flow), min(frames, dec_hi + field.flow), frames, FRAME_BUCKET)
 
 
@@ -377,7 +381,9 @@ class Engine:
 
         m_all, logs_all, durations = self._run_step(
             ("encode", model, len(batch), inputs.ids.shape[1], padded, inputs.g is not None),
-            len(batch), encode_step, (inputs.ids, inputs.mask, inputs.duration_noise, inputs.scales, inputs.g),
+            len(batch),
+            encode_step,
+            (inputs.ids, inputs.mask, inputs.duration_noise, inputs.scales, inputs.g),
         )
         durations = durations.cpu()
         sentences = []
@@ -389,7 +395,9 @@ class Engine:
                 z_p = self._prior(voice, m_all[row, :, :n], logs_all[row, :, :n], d, noise, request.noise_scale)
             else:  # VITS still makes one (silent-prior) frame
                 z_p = (noise.take(1) * request.noise_scale).to(voice.device)
-            sentences.append(EncodedSentence(voice, request.sentence, z_p, d.numpy().astype(np.int64), request.speaker_id))
+            sentences.append(
+                EncodedSentence(voice, request.sentence, z_p, d.numpy().astype(np.int64), request.speaker_id)
+            )
         return sentences
 
     def _encode_head(self, voice: Voice, request: SentenceRequest, head: int) -> EncodedSentence:
@@ -403,8 +411,12 @@ class Engine:
         d = part.durations[0].cpu()
         noise = _PriorNoise(request.generator, model.inter_channels)
         sentence = EncodedSentence(
-            voice, request.sentence, self._prior(voice, part.m[0], part.logs[0], d, noise, request.noise_scale),
-            d.numpy().astype(np.int64), request.speaker_id, rest=_Rest(hidden, inputs, noise, request.noise_scale),
+            voice,
+            request.sentence,
+            self._prior(voice, part.m[0], part.logs[0], d, noise, request.noise_scale),
+            d.numpy().astype(np.int64),
+            request.speaker_id,
+            rest=_Rest(hidden, inputs, noise, request.noise_scale),
         )
         if sentence.num_frames < self._first_window_reach(voice):  # only if some width underflowed to 0
             return self._finish(sentence)
@@ -414,18 +426,28 @@ class Engine:
         rest, voice = sentence.rest, sentence.voice
         assert rest is not None
         inputs = rest.inputs
-        whole = voice.model.encode_top(rest.hidden, inputs.mask, inputs.duration_noise, inputs.scales, inputs.g, inputs.padded)
+        whole = voice.model.encode_top(
+            rest.hidden, inputs.mask, inputs.duration_noise, inputs.scales, inputs.g, inputs.padded
+        )
         head, n = len(sentence.durations), inputs.lengths[0]
         d = whole.durations[0, head:n].cpu()
         z_rest = self._prior(voice, whole.m[0, :, head:n], whole.logs[0, :, head:n], d, rest.noise, rest.noise_scale)
         return EncodedSentence(
-            voice, sentence.sentence, torch.cat([sentence.z_p, z_rest], dim=1),
-            np.concatenate([sentence.durations, d.numpy().astype(np.int64)]), sentence.speaker_id,
+            voice,
+            sentence.sentence,
+            torch.cat([sentence.z_p, z_rest], dim=1),
+            np.concatenate([sentence.durations, d.numpy().astype(np.int64)]),
+            sentence.speaker_id,
         )
 
     @staticmethod
     def _prior(
-        voice: Voice, m: torch.Tensor, logs: torch.Tensor, durations: torch.Tensor, noise: _PriorNoise, noise_scale: float
+        voice: Voice,
+        m: torch.Tensor,
+        logs: torch.Tensor,
+        durations: torch.Tensor,
+        noise: _PriorNoise,
+        noise_scale: float,
     ) -> torch.Tensor:
         """Per-id priors ``(channels, ids)`` expanded to frames, plus their scaled noise: ``z_p``."""
         index = torch.repeat_interleave(torch.arange(len(durations)), durations).to(voice.device)
@@ -437,7 +459,8 @@ class Engine:
         if voice.model.emb_g is None:
             return None
         ids = torch.tensor([s or 0 for s in speaker_ids], device=voice.device)
-        return voice.model.speaker_embedding(ids).to(dtype)
+        g = voice.model.speaker_embedding(ids)
+        return None if g is None else g.to(dtype)
 
     # -- decode step --------------------------------------------------------------------
 
@@ -468,7 +491,8 @@ class Engine:
         model = voice.model
         (z,) = self._run_step(
             ("flow", model, len(batch), longest, flow_keep, g is not None),
-            len(batch), lambda z_p, mask, g: (model.flow.reverse(z_p, mask, g, flow_keep),),
+            len(batch),
+            lambda z_p, mask, g: (model.flow.reverse(z_p, mask, g, flow_keep),),
             (z_p, _length_mask(flow_lengths, longest, voice.device, torch.float32), g),
         )
 
@@ -481,15 +505,20 @@ class Engine:
         padded = any(n != longest for n in dec_lengths)
         lengths = torch.tensor(dec_lengths, device=voice.device) if padded else None
         # Frames every item of the batch needs, relative to its decoder span.
-        keep = (min(w.start - dl for w, (dl, *_) in zip(batch, spans)), max(w.end - dl for w, (dl, *_) in zip(batch, spans)))
+        keep = (
+            min(w.start - dl for w, (dl, *_) in zip(batch, spans)),
+            max(w.end - dl for w, (dl, *_) in zip(batch, spans)),
+        )
         g_dec = g.to(voice.dtype) if g is not None else None
         (audio,) = self._run_step(
             ("decode", model, len(batch), longest, keep, lengths is not None, g is not None),
-            len(batch), lambda z, lengths, g: (model.dec(z, lengths, g, keep),), (z_dec, lengths, g_dec),
+            len(batch),
+            lambda z, lengths, g: (model.dec(z, lengths, g, keep),),
+            (z_dec, lengths, g_dec),
         )
-        audio = audio.float().cpu().numpy()
+        samples = audio.float().cpu().numpy()
         return [
-            np.ascontiguousarray(audio[row, (w.start - dl - keep[0]) * hop : (w.end - dl - keep[0]) * hop])
+            np.ascontiguousarray(samples[row, (w.start - dl - keep[0]) * hop : (w.end - dl - keep[0]) * hop])
             for row, (w, (dl, _, _, _)) in enumerate(zip(batch, spans))
         ]
 
@@ -500,7 +529,9 @@ class Engine:
 
     # -- single-request conveniences ----------------------------------------------------
 
-    def stream(self, voice: Voice, text: str, options: SynthesisOptions = SynthesisOptions()) -> Iterator[SentenceStart | AudioChunk]:
+    def stream(
+        self, voice: Voice, text: str, options: SynthesisOptions = SynthesisOptions()
+    ) -> Iterator[SentenceStart | AudioChunk]:
         """Yield each sentence's :class:`SentenceStart` and its audio chunks as they are decoded.
 
         A sentence's start comes before its audio, except for one encoded head first (see
@@ -508,7 +539,9 @@ class Engine:
         sentences = voice.phonemizer.sentences(text, with_words=options.word_timestamps)
         return self.stream_requests(voice, self.sentence_requests(voice, sentences, options))
 
-    def stream_requests(self, voice: Voice, requests: Sequence[SentenceRequest]) -> Iterator[SentenceStart | AudioChunk]:
+    def stream_requests(
+        self, voice: Voice, requests: Sequence[SentenceRequest]
+    ) -> Iterator[SentenceStart | AudioChunk]:
         """:meth:`stream` for sentences already phonemized and resolved (see :meth:`sentence_requests`)."""
         offset = 0
         for index, request in enumerate(requests):
@@ -526,7 +559,10 @@ class Engine:
                 (audio,) = self.decode([DecodeWindow(encoded, start, end)])
                 last_in_sentence = end == encoded.num_frames
                 yield AudioChunk(
-                    audio, index, offset + start * voice.hop_length, last_in_sentence,
+                    audio,
+                    index,
+                    offset + start * voice.hop_length,
+                    last_in_sentence,
                     last_in_stream=last_in_sentence and index == len(requests) - 1,
                 )
             offset += encoded.num_samples

@@ -11,7 +11,7 @@ quotes of a request, or lists, is bounded (``quoted``, ``listed``).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 QUOTE_CHARS = 80  # of a client's string, quoted in a message
 LIST_ITEMS = 20  # names listed in a message before "and N more"

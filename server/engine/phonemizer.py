@@ -17,8 +17,9 @@ import re
 import sys
 import threading
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 from .errors import InvalidTextError, listed, quoted
 from .words import WordSpan, align_words

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import torch
 
@@ -54,7 +55,9 @@ class VoiceFiles:
 class Voice:
     """A loaded voice: its description, network and phonemizer."""
 
-    def __init__(self, info: VoiceInfo, model: VitsModel, phonemizer: Phonemizer, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(
+        self, info: VoiceInfo, model: VitsModel, phonemizer: Phonemizer, device: torch.device, dtype: torch.dtype
+    ) -> None:
         self.info = info
         self.model = model
         self.phonemizer = phonemizer
@@ -204,7 +207,9 @@ class VoiceCatalog:
 
     def __init__(self, voices: list[Voice]) -> None:
         if not voices:
-            raise VoiceLoadError("(no voices)", "no voice configured: enable the default voice or give a voices directory")
+            raise VoiceLoadError(
+                "(no voices)", "no voice configured: enable the default voice or give a voices directory"
+            )
         self._voices: dict[str, Voice] = {}
         for voice in voices:
             if voice.name in self._voices:
@@ -213,7 +218,7 @@ class VoiceCatalog:
         self.default_name = voices[0].name
 
     @classmethod
-    def load(cls, config: EngineConfig) -> "VoiceCatalog":
+    def load(cls, config: EngineConfig) -> VoiceCatalog:
         files = [default_voice_files()] if config.default_voice else []
         if config.voices_dir is not None:
             found = discover_voice_files(config.voices_dir)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 _TOKEN = re.compile(r"\S+")
 _STRESS = {"ˈ", "ˌ"}
@@ -148,7 +148,9 @@ def _owners(text_phonemes: list[str], labels: list[int], spoken: list[str], bloc
     return owner
 
 
-def _owners_of(opcodes: list[tuple[str, int, int, int, int]], labels: list[int], first: bool, before: int) -> list[int]:
+def _owners_of(
+    opcodes: Sequence[tuple[str, int, int, int, int]], labels: list[int], first: bool, before: int
+) -> list[int]:
     owner: list[int] = []
     for tag, i1, i2, j1, j2 in opcodes:
         if tag == "equal":

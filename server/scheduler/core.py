@@ -32,8 +32,9 @@ interrupted), as it would behind another stream's.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..engine.errors import InvalidOptionError, SyrinxError
 
@@ -63,14 +64,25 @@ class SchedulerConfig:
     max_unsent_chunks: int = 4  # chunks produced but not yet taken by the transport
     retry_after_seconds: float = 1.0  # the hint sent with RESOURCE_EXHAUSTED
 
+    @property
+    def waiting_limit(self) -> int:
+        """``max_waiting_streams``, resolved (it is ``max_streams`` where left unset)."""
+        return self.max_streams if self.max_waiting_streams is None else self.max_waiting_streams
+
     def __post_init__(self) -> None:
         if self.max_waiting_streams is None:
             object.__setattr__(self, "max_waiting_streams", self.max_streams)
-        for name in ("max_streams", "max_waiting_streams", "max_encode_batch", "max_decode_batch",
-                     "max_step_frames", "max_unsent_chunks"):
+        for name in (
+            "max_streams",
+            "max_waiting_streams",
+            "max_encode_batch",
+            "max_decode_batch",
+            "max_step_frames",
+            "max_unsent_chunks",
+        ):
             if getattr(self, name) < 1:
                 raise InvalidOptionError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_waiting_streams > self.max_streams:
+        if self.waiting_limit > self.max_streams:
             raise InvalidOptionError(
                 f"max_waiting_streams ({self.max_waiting_streams}) exceeds max_streams ({self.max_streams})"
             )
@@ -105,7 +117,7 @@ class Step:
 
     @property
     def stream_ids(self) -> set[int]:
-        return {w.stream_id for w in (*self.encodes, *self.decodes)}
+        return {w.stream_id for w in self.encodes} | {w.stream_id for w in self.decodes}
 
 
 @dataclass(frozen=True)
@@ -115,7 +127,8 @@ class Encoded:
     handle: Any  # passed back to the engine in DecodeWork.encoded
     num_frames: int  # so far, if not ``complete``
     num_sentences: int  # of the whole stream (known once its text is split)
-    first_audio: Any  # the sentence's first window (``windows(num_frames)[0]``), decoded in the same step; None for a rest
+    # The sentence's first window (``windows(num_frames)[0]``), decoded in the same step; None for a rest.
+    first_audio: Any
     complete: bool = True  # False: encoded head first, its rest to come (EncodeWork.head)
 
 
@@ -170,7 +183,7 @@ class Scheduler:
                 f"server is at its limit of {config.max_streams} concurrent streams; retry shortly",
                 config.retry_after_seconds,
             )
-        if self.waiting_streams >= config.max_waiting_streams:
+        if self.waiting_streams >= config.waiting_limit:
             raise OverCapacityError(
                 f"server has {config.max_waiting_streams} streams waiting to start; retry shortly",
                 config.retry_after_seconds,
@@ -205,7 +218,9 @@ class Scheduler:
                     stream.in_flight = True
                 continue
             work = self._window_work(stream)
-            if len(decodes) >= config.max_decode_batch or (decodes and frames + work.end - work.start > config.max_step_frames):
+            if len(decodes) >= config.max_decode_batch or (
+                decodes and frames + work.end - work.start > config.max_step_frames
+            ):
                 continue
             frames += work.end - work.start
             decodes.append(work)
@@ -240,21 +255,27 @@ class Scheduler:
                 continue  # the rest: its first window is out already
             stream.window = 0
             delivered.append((self._decoded(stream, self._window_work(stream), now), result.first_audio))
-        for work, samples in zip(step.decodes, audio):
-            stream = self._streams.get(work.stream_id)
+        for window, samples in zip(step.decodes, audio):
+            stream = self._streams.get(window.stream_id)
             if stream is None:
                 continue
             stream.in_flight = False
-            delivered.append((self._decoded(stream, work, now), samples))
+            delivered.append((self._decoded(stream, window, now), samples))
         return delivered
 
     @staticmethod
     def _window_work(stream: _Stream) -> DecodeWork:
         """The stream's current window as engine work."""
         start, end = stream.windows[stream.window]
+        assert stream.num_sentences is not None, "a stream has windows only once its text is split"
         last_in_sentence = stream.window == len(stream.windows) - 1 and not stream.head_only
         return DecodeWork(
-            stream.id, stream.sentence, stream.encoded, start, end, last_in_sentence,
+            stream.id,
+            stream.sentence,
+            stream.encoded,
+            start,
+            end,
+            last_in_sentence,
             last_in_sentence and stream.sentence == stream.num_sentences - 1,
         )
 

@@ -14,8 +14,9 @@ import asyncio
 import concurrent.futures
 import logging
 import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Protocol, Sequence, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -29,7 +30,9 @@ T = TypeVar("T")
 class EngineClient(Protocol):
     """What the loop needs from an engine (the real one, or a fake in tests)."""
 
-    def sentence_requests(self, voice: Voice, sentences: Sequence[Any], options: SynthesisOptions) -> list[SentenceRequest]: ...
+    def sentence_requests(
+        self, voice: Voice, sentences: Sequence[Any], options: SynthesisOptions
+    ) -> list[SentenceRequest]: ...
 
     def encode(self, requests: Sequence[SentenceRequest]) -> list[EncodedSentence]: ...
 
@@ -54,6 +57,11 @@ class _Job:
     requests: list[SentenceRequest] | None = None
     sentence_offsets: list[int] = field(default_factory=list)  # first sample of each encoded sentence
     next_offset: int = 0  # where the next sentence starts (known once this one is complete)
+
+    @property
+    def num_sentences(self) -> int:
+        assert self.requests is not None, "the text is split at the stream's first step"
+        return len(self.requests)
 
 
 @dataclass
@@ -122,7 +130,7 @@ class SchedulerLoop:
 
     # -- streams ------------------------------------------------------------------------
 
-    def open(self, voice: Voice, text: str, options: SynthesisOptions, paced: bool = True) -> "ScheduledStream":
+    def open(self, voice: Voice, text: str, options: SynthesisOptions, paced: bool = True) -> ScheduledStream:
         """Admit a stream (or raise :class:`~.core.OverCapacityError` at once); ``paced=False``
         for a caller that takes the whole audio at once (see :meth:`~.core.Scheduler.add`)."""
         if self._crashed is not None:
@@ -174,7 +182,7 @@ class SchedulerLoop:
             started = time.perf_counter()
             try:
                 outcome = await loop.run_in_executor(self._worker, self._execute, step, jobs)
-            except Exception as error:  # noqa: BLE001 - a failed batch fails its streams, not the server
+            except Exception as error:
                 log.error("engine step failed for streams %s", sorted(jobs), exc_info=error)
                 for stream_id in jobs:
                     self._finish(stream_id, error)
@@ -218,32 +226,34 @@ class SchedulerLoop:
             job = jobs[work.stream_id]
             try:
                 if job.requests is None:  # the stream's first step: split and phonemize its text
-                    sentences = job.voice.phonemizer.sentences(job.text, with_words=job.options.word_timestamps)
-                    job.requests = self._engine.sentence_requests(job.voice, sentences, job.options)
+                    phonemized = job.voice.phonemizer.sentences(job.text, with_words=job.options.word_timestamps)
+                    job.requests = self._engine.sentence_requests(job.voice, phonemized, job.options)
                 to_encode.append((position, job.requests[work.sentence]))
-            except Exception as error:  # noqa: BLE001 - reported to that stream alone
+            except Exception as error:
                 failures[work.stream_id] = error
 
         encoded: list[Encoded | None] = [None] * len(step.encodes)
         starts: list[tuple[int, SentenceStart]] = []
         sentences = self._engine.encode([request for _, request in to_encode]) if to_encode else []
-        first_audio = self._decode([DecodeWindow(sentence, *self._windows(sentence.num_frames)[0]) for sentence in sentences])
+        first_audio = self._decode(
+            [DecodeWindow(sentence, *self._windows(sentence.num_frames)[0]) for sentence in sentences]
+        )
         for (position, _), sentence, audio in zip(to_encode, sentences, first_audio):
             work = step.encodes[position]
             job = jobs[work.stream_id]
             job.sentence_offsets.append(job.next_offset)  # sentences are encoded in order
-            encoded[position] = Encoded(sentence, sentence.num_frames, len(job.requests), audio, sentence.complete)
+            encoded[position] = Encoded(sentence, sentence.num_frames, job.num_sentences, audio, sentence.complete)
             if sentence.complete:  # a head's start waits for its rest (it carries the whole length)
                 starts.append((work.stream_id, self._start(job, work, sentence)))
 
         wholes = self._engine.finish([work.head for _, work in heads]) if heads else []
         for (position, work), sentence in zip(heads, wholes):
             job = jobs[work.stream_id]
-            encoded[position] = Encoded(sentence, sentence.num_frames, len(job.requests), None)
+            encoded[position] = Encoded(sentence, sentence.num_frames, job.num_sentences, None)
             starts.append((work.stream_id, self._start(job, work, sentence)))
 
-        audio = self._decode([DecodeWindow(work.encoded, work.start, work.end) for work in step.decodes])
-        return _Outcome(encoded, starts, audio, failures)
+        windows = self._decode([DecodeWindow(work.encoded, work.start, work.end) for work in step.decodes])
+        return _Outcome(encoded, starts, windows, failures)
 
     @staticmethod
     def _start(job: _Job, work: EncodeWork, sentence: EncodedSentence) -> SentenceStart:

@@ -17,7 +17,8 @@ import functools
 import inspect
 import logging
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -85,7 +86,7 @@ def translate_errors(method: Callable[..., Any]) -> Callable[..., Any]:
                     yield item
             except (grpc.aio.AbortError, GeneratorExit):
                 raise
-            except Exception as error:  # noqa: BLE001 - the table decides
+            except Exception as error:
                 await _abort(context, error)
 
         return streaming
@@ -96,7 +97,7 @@ def translate_errors(method: Callable[..., Any]) -> Callable[..., Any]:
             return await method(self, request, context, *passed)
         except grpc.aio.AbortError:
             raise
-        except Exception as error:  # noqa: BLE001 - the table decides
+        except Exception as error:
             await _abort(context, error)
 
     return unary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+
 from syrinx.v1 import synthesizer_pb2 as pb
 from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
@@ -24,7 +25,9 @@ ENCODING_FROM_PROTO = {
     pb.AUDIO_ENCODING_ALAW: Encoding.ALAW,
     pb.AUDIO_ENCODING_OGG_OPUS: Encoding.OGG_OPUS,
 }
-ENCODING_TO_PROTO = {domain: proto for proto, domain in ENCODING_FROM_PROTO.items() if proto != pb.AUDIO_ENCODING_UNSPECIFIED}
+ENCODING_TO_PROTO = {
+    domain: proto for proto, domain in ENCODING_FROM_PROTO.items() if proto != pb.AUDIO_ENCODING_UNSPECIFIED
+}
 
 
 def _audio_request(config) -> AudioRequest:
@@ -37,7 +40,9 @@ def _audio_request(config) -> AudioRequest:
 
 def _speech_request(message) -> SpeechRequest:
     if len(message.request_id) > MAX_REQUEST_ID_CHARS:
-        raise InvalidOptionError(f"request_id is {len(message.request_id)} characters; the limit is {MAX_REQUEST_ID_CHARS}")
+        raise InvalidOptionError(
+            f"request_id is {len(message.request_id)} characters; the limit is {MAX_REQUEST_ID_CHARS}"
+        )
     return SpeechRequest(
         text=message.text,
         voice=message.voice,
@@ -55,13 +60,18 @@ def _describe(call: RpcCall, message) -> None:
     The strings are not checked yet, so they are quoted in part: a megabyte voice name
     must not become a megabyte log line."""
     encoding = message.audio_config.encoding
-    call.describe({
-        "syrinx.voice": quoted(message.voice) or "(default)",
-        "syrinx.text.length": len(message.text),
-        "syrinx.audio.encoding": pb.AudioEncoding.Name(encoding) if encoding in pb.AudioEncoding.values() else str(encoding),
-        "syrinx.audio.sample_rate_hz": message.audio_config.sample_rate_hz,
-        "syrinx.request_id": quoted(message.request_id),
-    }, text=message.text)
+    call.describe(
+        {
+            "syrinx.voice": quoted(message.voice) or "(default)",
+            "syrinx.text.length": len(message.text),
+            "syrinx.audio.encoding": pb.AudioEncoding.Name(encoding)
+            if encoding in pb.AudioEncoding.values()
+            else str(encoding),
+            "syrinx.audio.sample_rate_hz": message.audio_config.sample_rate_hz,
+            "syrinx.request_id": quoted(message.request_id),
+        },
+        text=message.text,
+    )
 
 
 def _described_output(call: RpcCall, voice, output) -> None:
@@ -106,8 +116,11 @@ class SynthesizerServicer(pb_grpc.SynthesizerServicer):
                 if request.enable_word_timestamps:
                     words = [
                         pb.WordTiming(
-                            word=w.text, char_start=w.char_start, char_end=w.char_end,
-                            start_sample=w.start_sample, end_sample=w.end_sample,
+                            word=w.text,
+                            char_start=w.char_start,
+                            char_end=w.char_end,
+                            start_sample=w.start_sample,
+                            end_sample=w.end_sample,
                         )
                         for w in stream.words_before(None if final else piece.start_sample + piece.num_samples)
                     ]
@@ -126,7 +139,9 @@ class SynthesizerServicer(pb_grpc.SynthesizerServicer):
                 if sequence == 0 and stream.queue_wait_seconds is not None:
                     call.engine_started(stream.queue_wait_seconds)
                 for sentence in stream.new_sentences():
-                    call.sentence_encoded(sentence.index, len(sentence.phoneme_ids), sentence.num_samples / stream.voice.info.sample_rate)
+                    call.sentence_encoded(
+                        sentence.index, len(sentence.phoneme_ids), sentence.num_samples / stream.voice.info.sample_rate
+                    )
                 if not chunk.last_in_stream:
                     for piece in encoder.push(chunk.samples):  # encoded one by one, each sent at once
                         call.audio_sent(piece.num_samples / rate)
@@ -153,7 +168,9 @@ class SynthesizerServicer(pb_grpc.SynthesizerServicer):
                     language=v.info.language,
                     sample_rate_hz=v.info.sample_rate,
                     quality=v.info.quality,
-                    speakers=[pb.Speaker(name=n, id=i) for n, i in sorted(v.info.speakers.items(), key=lambda kv: kv[1])],
+                    speakers=[
+                        pb.Speaker(name=n, id=i) for n, i in sorted(v.info.speakers.items(), key=lambda kv: kv[1])
+                    ],
                 )
                 for v in voices
             ],

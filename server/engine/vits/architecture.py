@@ -9,10 +9,8 @@ tensors lets modules stay free of any file format.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
-
-from torch import nn
 
 from .convs import Conv1d, ConvTranspose1d, PointwiseConv1d
 
@@ -35,14 +33,26 @@ class ConvSpec:
     transposed: bool = False
     bias: bool = True
 
-    def build(self) -> nn.Module:
+    def build(self) -> Conv1d | PointwiseConv1d:
+        """The convolution (a 1x1 one without padding or groups runs as a matrix product)."""
         if self.transposed:
-            cls = ConvTranspose1d
-        elif self.kernel_size == 1 and self.groups == 1 and self.padding == 0:
-            cls = PointwiseConv1d
-        else:
-            cls = Conv1d
+            raise ArchitectureError("a transposed convolution where a plain one belongs")
+        cls = PointwiseConv1d if self.kernel_size == 1 and self.groups == 1 and self.padding == 0 else Conv1d
         return cls(
+            self.in_channels,
+            self.out_channels,
+            self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            groups=self.groups,
+            bias=self.bias,
+        )
+
+    def build_transposed(self) -> ConvTranspose1d:
+        if not self.transposed:
+            raise ArchitectureError("a plain convolution where a transposed one belongs")
+        return ConvTranspose1d(
             self.in_channels,
             self.out_channels,
             self.kernel_size,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -50,6 +51,7 @@ class Conv1d(nn.Conv1d):
 
     channels_last = False
     prepacked = False  # keep the weight in oneDNN's layout (see _PackedWeights)
+    padding: tuple[int, ...]  # never a string ('same'): the architecture gives numbers
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -64,8 +66,13 @@ class Conv1d(nn.Conv1d):
             if ops is not None:
                 return self._packed_conv(image, ops, time_major=True).squeeze(2)
             out = torch.mkldnn_convolution(
-                image, self.weight.unsqueeze(2), self.bias,
-                (0, *self.padding), (1, *self.stride), (1, *self.dilation), self.groups,
+                image,
+                self.weight.unsqueeze(2),
+                self.bias,
+                (0, *self.padding),
+                (1, *self.stride),
+                (1, *self.dilation),
+                self.groups,
             )
             return out.squeeze(2)
         if ops is not None:
@@ -87,11 +94,11 @@ class Conv1d(nn.Conv1d):
         image = x.contiguous().transpose(1, 2).unsqueeze(2)  # (batch, channels, 1, time), stored time-major
         return self._packed_conv(image, ops, time_major=True).squeeze(2).transpose(1, 2)
 
-    def _prepacked_forward(self, x: torch.Tensor, ops: "_PrepackingOps") -> torch.Tensor:
+    def _prepacked_forward(self, x: torch.Tensor, ops: _PrepackingOps) -> torch.Tensor:
         out = self._packed_conv(x.contiguous().unsqueeze(2), ops, time_major=False)
         return out.squeeze(2)  # oneDNN writes it time-major: this is a transposed view, not a copy
 
-    def _packed_conv(self, image: torch.Tensor, ops: "_PrepackingOps", time_major: bool) -> torch.Tensor:
+    def _packed_conv(self, image: torch.Tensor, ops: _PrepackingOps, time_major: bool) -> torch.Tensor:
         """oneDNN's conv of a 1-row image with the weight packed for this input's shape and layout."""
 
         def image_weight() -> torch.Tensor:
@@ -99,15 +106,32 @@ class Conv1d(nn.Conv1d):
             return weight.contiguous(memory_format=torch.channels_last) if time_major else weight
 
         return _packed_image_conv(
-            ops, self._packs, self.weight, image_weight, self.bias, image,
-            [0, *self.padding], [1, *self.stride], [1, *self.dilation], self.groups, time_major,
+            ops,
+            self._packs,
+            self.weight,
+            image_weight,
+            self.bias,
+            image,
+            [0, *self.padding],
+            [1, *self.stride],
+            [1, *self.dilation],
+            self.groups,
+            time_major,
         )
 
 
 def _packed_image_conv(
-    ops: "_PrepackingOps", packs: "_PackedWeights", source: torch.Tensor, image_weight,
-    bias: torch.Tensor | None, image: torch.Tensor, padding: list[int], stride: list[int],
-    dilation: list[int], groups: int, time_major: bool,
+    ops: _PrepackingOps,
+    packs: _PackedWeights,
+    source: torch.Tensor,
+    image_weight,
+    bias: torch.Tensor | None,
+    image: torch.Tensor,
+    padding: list[int],
+    stride: list[int],
+    dilation: list[int],
+    groups: int,
+    time_major: bool,
 ) -> torch.Tensor:
     """oneDNN's conv of ``image`` with the layer's weight packed for this input's shape and layout.
 
@@ -130,12 +154,12 @@ def _weight_state(t: torch.Tensor) -> tuple[int, int, torch.dtype]:
 
 @dataclass(frozen=True)
 class _PrepackingOps:
-    reorder: object  # weight, padding, stride, dilation, groups, input size -> weight in oneDNN's layout
-    convolution: object
-    reorder_linear: object  # weight, rows -> weight in oneDNN's layout for a matrix product
-    linear: object
-    nbytes: object
-    data_ptr: object
+    reorder: Callable[..., torch.Tensor]  # weight, padding, stride, dilation, groups, input size -> packed weight
+    convolution: Callable[..., torch.Tensor]
+    reorder_linear: Callable[..., torch.Tensor]  # weight, rows -> weight in oneDNN's layout for a matrix product
+    linear: Callable[..., torch.Tensor]
+    nbytes: Callable[[torch.Tensor], int]
+    data_ptr: Callable[[torch.Tensor], int]
 
 
 @functools.cache
@@ -146,9 +170,12 @@ def _prepacking_ops() -> _PrepackingOps | None:
     try:
         ops = torch.ops.mkldnn
         return _PrepackingOps(
-            ops._reorder_convolution_weight.default, ops._convolution_pointwise.default,
-            ops._reorder_linear_weight.default, ops._linear_pointwise.default,
-            ops._nbytes.default, ops.data_ptr.default,
+            ops._reorder_convolution_weight.default,
+            ops._convolution_pointwise.default,
+            ops._reorder_linear_weight.default,
+            ops._linear_pointwise.default,
+            ops._nbytes.default,
+            ops.data_ptr.default,
         )
     except (AttributeError, RuntimeError):
         return None
@@ -173,7 +200,7 @@ class _PackedWeights:
         self._by_input: dict[tuple, torch.Tensor] = {}
         self._distinct: list[torch.Tensor] = []
 
-    def __deepcopy__(self, memo: dict) -> "_PackedWeights":
+    def __deepcopy__(self, memo: dict) -> _PackedWeights:
         return _PackedWeights()  # a cache, rebuilt on first use (oneDNN tensors cannot be copied)
 
     def for_input(self, source: torch.Tensor, key: tuple, pack) -> torch.Tensor:
@@ -203,6 +230,7 @@ def _same_bytes(a: torch.Tensor, b: torch.Tensor) -> bool:
     Equal bytes in different layouts (a weight of zeros) would only cost speed: the
     convolution reorders a weight whose layout is not the one it wants."""
     ops = _prepacking_ops()
+    assert ops is not None, "only packed weights are compared"
     size = ops.nbytes(a)
     return size == ops.nbytes(b) and ctypes.string_at(ops.data_ptr(a), size) == ctypes.string_at(ops.data_ptr(b), size)
 
@@ -250,6 +278,7 @@ class ConvTranspose1d(nn.ConvTranspose1d):
 
     channels_last = False  # as for Conv1d
     prepacked = False  # as for Conv1d (polyphase path only)
+    padding: tuple[int, ...]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -262,8 +291,17 @@ class ConvTranspose1d(nn.ConvTranspose1d):
         if self.channels_last and self.groups == 1 and self.dilation[0] == 1:
             return self._polyphase(x)
         return kernel(
-            x.contiguous(), self.weight, self.bias, list(self.padding), list(self.output_padding),
-            list(self.stride), list(self.dilation), self.groups, "none", [], None,
+            x.contiguous(),
+            self.weight,
+            self.bias,
+            list(self.padding),
+            list(self.output_padding),
+            list(self.stride),
+            list(self.dilation),
+            self.groups,
+            "none",
+            [],
+            None,
         )
 
     def _polyphase(self, x: torch.Tensor) -> torch.Tensor:
@@ -281,7 +319,9 @@ class ConvTranspose1d(nn.ConvTranspose1d):
         weight, bias, taps = self._phase_weights()
         image = _as_channels_last_2d(x)
         if self.prepacked and (ops := _prepacking_ops()) is not None:
-            out = _packed_image_conv(ops, self._packs, self.weight, lambda: weight, bias, image, [0, taps - 1], [1, 1], [1, 1], 1, True)
+            out = _packed_image_conv(
+                ops, self._packs, self.weight, lambda: weight, bias, image, [0, taps - 1], [1, 1], [1, 1], 1, True
+            )
         else:
             out = torch.mkldnn_convolution(image, weight, bias, (0, taps - 1), (1, 1), (1, 1), 1)
         # out: (batch, stride * out, 1, frames + taps - 1), time-major
@@ -314,6 +354,8 @@ class PointwiseConv1d(nn.Conv1d):
     convs through im2col + GEMM, which is about 3x slower than one ``baddbmm``
     for a thousand frames.
     """
+
+    padding: tuple[int, ...]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.weight[:, :, 0].expand(x.shape[0], -1, -1)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .architecture import Architecture, ArchitectureError
+from .containers import module_dict
 from .layers import ChannelLayerNorm, DilatedDepthSeparableConv, conditioning, conv_radius
 
 # Constants of VITS's ConvFlow spline; they are code, not weights, in every Piper voice.
@@ -18,13 +20,18 @@ _MIN_BIN_HEIGHT = 1e-3
 _MIN_DERIVATIVE = 1e-3
 
 
-def _bin_edges(unnormalized: torch.Tensor, lower: float, upper: float, min_size: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _bin_edges(
+    unnormalized: torch.Tensor, lower: float, upper: float, min_size: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Cumulative bin edges (``bins + 1``) and bin sizes of a monotone spline axis."""
     num_bins = unnormalized.shape[-1]
     sizes = min_size + (1 - min_size * num_bins) * torch.softmax(unnormalized, dim=-1)
     edges = F.pad(torch.cumsum(sizes, dim=-1), (1, 0), value=0.0)
     edges = (upper - lower) * edges + lower
-    edges = torch.cat([edges[..., :1].clamp(min=lower, max=lower), edges[..., 1:-1], edges[..., -1:].clamp(min=upper, max=upper)], dim=-1)
+    edges = torch.cat(
+        [edges[..., :1].clamp(min=lower, max=lower), edges[..., 1:-1], edges[..., -1:].clamp(min=upper, max=upper)],
+        dim=-1,
+    )
     return edges, edges[..., 1:] - edges[..., :-1]
 
 
@@ -102,7 +109,9 @@ class ConvFlow(nn.Module):
         h = h.reshape(batch, length, self.half_channels, -1).transpose(1, 2)
         scale = math.sqrt(self.filter_channels)
         bins = self.num_bins
-        x1 = inverse_rational_quadratic_spline(x1, h[..., :bins] / scale, h[..., bins : 2 * bins] / scale, h[..., 2 * bins :])
+        x1 = inverse_rational_quadratic_spline(
+            x1, h[..., :bins] / scale, h[..., bins : 2 * bins] / scale, h[..., 2 * bins :]
+        )
         return torch.cat([x0, x1], dim=1) * mask
 
 
@@ -120,7 +129,7 @@ class StochasticDurationPredictor(nn.Module):
         # flows.0 is the element-wise affine; odd indices are ConvFlows, even ones Flips.
         # In reverse VITS skips flows.1 (a "useless vflow"), so Piper exports omit it.
         self.flow_ids = [i for i in arch.indices("dp.flows") if i > 1]
-        self.flows = nn.ModuleDict({"0": ElementwiseAffine(self.NOISE_CHANNELS)})
+        self.flows = module_dict({"0": ElementwiseAffine(self.NOISE_CHANNELS)})
         for i in self.flow_ids:
             self.flows[str(i)] = ConvFlow(arch, f"dp.flows.{i}")
 
@@ -128,7 +137,9 @@ class StochasticDurationPredictor(nn.Module):
     def radius(self) -> int:
         return receptive_radius(self)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor, g: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Log-durations ``(batch, 1, phonemes)`` from encoder states and scaled noise ``(batch, 2, phonemes)``."""
         mask_tm = mask.transpose(1, 2)
         x = self.pre.time_major(x.transpose(1, 2))
@@ -138,9 +149,9 @@ class StochasticDurationPredictor(nn.Module):
         z = noise
         for i in sorted(self.flow_ids, reverse=True):
             z = torch.flip(z, [1])
-            z = self.flows[str(i)].reverse(z, mask, x, mask_tm)
+            z = cast(ConvFlow, self.flows[str(i)]).reverse(z, mask, x, mask_tm)
         z = torch.flip(z, [1])
-        z = self.flows["0"].reverse(z, mask)
+        z = cast(ElementwiseAffine, self.flows["0"]).reverse(z, mask)
         return z[:, :1]
 
 
@@ -160,7 +171,9 @@ class DurationPredictor(nn.Module):
     def radius(self) -> int:
         return receptive_radius(self)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor | None = None, g: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor | None = None, g: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if g is not None and self.cond is not None:
             x = x + self.cond(g)
         x = self.norm_1(torch.relu(self.conv_1(x * mask)))
@@ -176,7 +189,7 @@ def receptive_radius(predictor: nn.Module) -> int:
     return sum(conv_radius(m) for m in predictor.modules() if isinstance(m, nn.Conv1d))
 
 
-def build_duration_predictor(arch: Architecture) -> nn.Module:
+def build_duration_predictor(arch: Architecture) -> StochasticDurationPredictor | DurationPredictor:
     if arch.indices("dp.flows"):
         return StochasticDurationPredictor(arch)
     if arch.has_conv("dp.conv_1"):

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from .architecture import Architecture, ArchitectureError
+from .containers import module_dict
 from .layers import WaveNet
 
 
@@ -33,7 +34,7 @@ class ResidualCouplingFlow(nn.Module):
         self.layer_ids = arch.indices("flow.flows")
         if not self.layer_ids:
             raise ArchitectureError("no coupling layers found under 'flow.flows'")
-        self.flows = nn.ModuleDict({str(i): ResidualCouplingLayer(arch, f"flow.flows.{i}") for i in self.layer_ids})
+        self.flows = module_dict({str(i): ResidualCouplingLayer(arch, f"flow.flows.{i}") for i in self.layer_ids})
 
     @property
     def radius(self) -> int:

@@ -9,11 +9,17 @@ a padded batch compute exactly what each item computes alone.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .architecture import Architecture, ArchitectureError
+from .containers import module_list
+
+if TYPE_CHECKING:
+    from .containers import ModuleList
 from .convs import Conv1d, ConvTranspose1d
 from .layers import conditioning, conv_radius
 
@@ -43,11 +49,11 @@ class ResBlock(nn.Module):
         super().__init__()
         if arch.indices(f"{path}.convs1"):  # resblock "1"
             ids = arch.indices(f"{path}.convs1")
-            self.convs1 = nn.ModuleList(arch.conv(f"{path}.convs1.{i}").build() for i in ids)
-            self.convs2 = nn.ModuleList(arch.conv(f"{path}.convs2.{i}").build() for i in ids)
+            self.convs1 = module_list(arch.conv(f"{path}.convs1.{i}").build() for i in ids)
+            self.convs2 = module_list(arch.conv(f"{path}.convs2.{i}").build() for i in ids)
             self.chains = [tuple(pair) for pair in zip(self.convs1, self.convs2)]
         else:  # resblock "2"
-            self.convs = nn.ModuleList(arch.conv(f"{path}.convs.{i}").build() for i in arch.indices(f"{path}.convs"))
+            self.convs = module_list(arch.conv(f"{path}.convs.{i}").build() for i in arch.indices(f"{path}.convs"))
             self.chains = [(conv,) for conv in self.convs]
         if not self.chains:
             raise ArchitectureError(f"residual block '{path}' has no convolutions")
@@ -56,7 +62,9 @@ class ResBlock(nn.Module):
     def radius(self) -> int:
         return sum(conv_radius(conv) for chain in self.chains for conv in chain)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, activated: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, activated: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``activated`` is ``x`` through the leaky ReLU and the mask, when the caller has it
         already: every block of a stage starts from the same input."""
         for chain in self.chains:
@@ -75,11 +83,11 @@ class Generator(nn.Module):
         super().__init__()
         self.conv_pre = arch.conv("dec.conv_pre").build()
         up_ids = arch.indices("dec.ups")
-        self.ups = nn.ModuleList(arch.conv(f"dec.ups.{i}").build() for i in up_ids)
+        self.ups = module_list(arch.conv(f"dec.ups.{i}").build_transposed() for i in up_ids)
         block_ids = arch.indices("dec.resblocks")
         if not up_ids or not block_ids or len(block_ids) % len(up_ids):
             raise ArchitectureError("decoder upsampling and residual blocks do not match")
-        self.resblocks = nn.ModuleList(ResBlock(arch, f"dec.resblocks.{i}") for i in block_ids)
+        self.resblocks = module_list(ResBlock(arch, f"dec.resblocks.{i}") for i in block_ids)
         self.blocks_per_stage = len(block_ids) // len(up_ids)
         self.conv_post = arch.conv("dec.conv_post").build()
         self.cond = conditioning(arch, "dec.cond")
@@ -130,7 +138,7 @@ class Generator(nn.Module):
         x = torch.tanh(x)[:, 0]
         return x[:, keep_lo * self.hop_length - offset : keep_hi * self.hop_length - offset]
 
-    def _stage_blocks(self, stage: int) -> nn.ModuleList:
+    def _stage_blocks(self, stage: int) -> ModuleList[ResBlock]:
         return self.resblocks[stage * self.blocks_per_stage : (stage + 1) * self.blocks_per_stage]
 
     def _run_stage_blocks(self, stage: int, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -138,10 +146,10 @@ class Generator(nn.Module):
         computed once, and the outputs are summed in place: the same bits with fewer passes
         over the stage's largest activations."""
         activated = _masked(F.leaky_relu(x, LRELU_SLOPE), mask)
-        total = None
-        for block in self._stage_blocks(stage):
-            out = block(x, mask, activated)
-            total = out if total is None else total.add_(out)
+        blocks = iter(self._stage_blocks(stage))
+        total = next(blocks)(x, mask, activated)  # a stage has blocks (see __init__)
+        for block in blocks:
+            total = total.add_(block(x, mask, activated))
         return total.div_(self.blocks_per_stage)
 
     def _needed_ranges(self, lo: int, hi: int) -> list[tuple[int, int]]:

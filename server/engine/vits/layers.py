@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .architecture import Architecture, ArchitectureError
+from .containers import module_list
+from .convs import Conv1d, PointwiseConv1d
 
 
 class ChannelLayerNorm(nn.Module):
@@ -26,12 +28,12 @@ class ChannelLayerNorm(nn.Module):
         return F.layer_norm(x, self.gamma.shape, self.gamma, self.beta, self.eps)
 
 
-def conv_radius(conv: nn.Module) -> int:
+def conv_radius(conv: nn.Conv1d) -> int:
     """Positions of context on each side that one output of a 'same'-padded conv reads."""
     return conv.dilation[0] * (conv.kernel_size[0] - 1) // 2
 
 
-def conditioning(arch: Architecture, path: str) -> nn.Module | None:
+def conditioning(arch: Architecture, path: str) -> Conv1d | PointwiseConv1d | None:
     """The speaker-conditioning 1x1 conv at ``path`` if the voice has one (multi-speaker voices)."""
     return arch.conv(path).build() if arch.has_conv(path) else None
 
@@ -42,12 +44,10 @@ class WaveNet(nn.Module):
     def __init__(self, arch: Architecture, path: str) -> None:
         super().__init__()
         layer_ids = arch.indices(f"{path}.in_layers")
-        self.in_layers = nn.ModuleList(arch.conv(f"{path}.in_layers.{i}").build() for i in layer_ids)
+        self.in_layers = module_list(arch.conv(f"{path}.in_layers.{i}").build() for i in layer_ids)
         for conv in self.in_layers:  # large weights over short windows (see convs._PackedWeights)
             conv.prepacked = True
-        self.res_skip_layers = nn.ModuleList(
-            arch.conv(f"{path}.res_skip_layers.{i}").build() for i in layer_ids
-        )
+        self.res_skip_layers = module_list(arch.conv(f"{path}.res_skip_layers.{i}").build() for i in layer_ids)
         self.hidden = self.in_layers[0].in_channels
         self.cond_layer = conditioning(arch, f"{path}.cond_layer")
 
@@ -87,10 +87,10 @@ class DilatedDepthSeparableConv(nn.Module):
         super().__init__()
         layer_ids = arch.indices(f"{path}.convs_sep")
         channels = arch.conv(f"{path}.convs_sep.0").out_channels
-        self.convs_sep = nn.ModuleList(arch.conv(f"{path}.convs_sep.{i}").build() for i in layer_ids)
-        self.convs_1x1 = nn.ModuleList(arch.conv(f"{path}.convs_1x1.{i}").build() for i in layer_ids)
-        self.norms_1 = nn.ModuleList(ChannelLayerNorm(channels) for _ in layer_ids)
-        self.norms_2 = nn.ModuleList(ChannelLayerNorm(channels) for _ in layer_ids)
+        self.convs_sep = module_list(arch.conv(f"{path}.convs_sep.{i}").build() for i in layer_ids)
+        self.convs_1x1 = module_list(arch.conv(f"{path}.convs_1x1.{i}").build() for i in layer_ids)
+        self.norms_1 = module_list(ChannelLayerNorm(channels) for _ in layer_ids)
+        self.norms_2 = module_list(ChannelLayerNorm(channels) for _ in layer_ids)
         for conv in self.convs_sep:
             if conv.groups != channels or conv.stride[0] != 1:
                 raise ArchitectureError(f"'{path}.convs_sep' must be depth-wise with stride 1")
@@ -107,7 +107,7 @@ class DilatedDepthSeparableConv(nn.Module):
         return x * mask
 
 
-def _depthwise_time_major(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+def _depthwise_time_major(conv: Conv1d | PointwiseConv1d, x: torch.Tensor) -> torch.Tensor:
     """A depth-wise conv over time-major ``x (batch, time, channels)`` as one multiply-add per tap.
 
     With a few taps and one weight per channel this is element-wise work: it ran in

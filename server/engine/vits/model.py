@@ -45,7 +45,10 @@ class VitsModel(nn.Module):
         self.dp = build_duration_predictor(arch)
         self.flow = ResidualCouplingFlow(arch)
         self.dec = Generator(arch)
-        self.emb_g = nn.Embedding(*arch.shape("emb_g.weight")) if arch.has("emb_g.weight") else None
+        self.emb_g: nn.Embedding | None = None
+        if arch.has("emb_g.weight"):
+            num_speakers, channels = arch.shape("emb_g.weight")
+            self.emb_g = nn.Embedding(num_speakers, channels)
         self.inter_channels = self.enc_p.inter_channels
         self.receptive_field = ReceptiveField(self.flow.radius, *self.dec.receptive_field())
         if self.flow.flows[str(self.flow.layer_ids[0])].half_channels * 2 != self.inter_channels:
@@ -120,7 +123,7 @@ class VitsModel(nn.Module):
         """
         rows = None if head is None else head + self.head_margin
         x, m, logs = self.enc_p.top(hidden, mask, padded, rows)
-        if head is not None:
+        if rows is not None:
             known = rows - self.enc_p.encoder.top_radius  # outputs past this read the cut
             x, mask, duration_noise = x[..., :known], mask[..., :known], duration_noise[..., :known]
         logw = self.dp(x, mask, duration_noise, g=g)

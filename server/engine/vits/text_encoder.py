@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .architecture import Architecture, ArchitectureError
+from .containers import module_list
 from .convs import PackedLinear
 from .layers import ChannelLayerNorm, conv_radius
 
@@ -64,7 +65,10 @@ class RelativeAttention(nn.Module):
         """Stack the query, key and value projections into one matrix (after weights are loaded)."""
         convs = (self.conv_q, self.conv_k, self.conv_v)
         weight = torch.cat([c.weight for c in convs])[:, :, 0].contiguous()
-        self._fused_qkv = PackedLinear(weight, torch.cat([c.bias for c in convs]).contiguous())
+        biases = [c.bias for c in convs if c.bias is not None]
+        if len(biases) != len(convs):
+            raise ArchitectureError("attention projections without biases")
+        self._fused_qkv = PackedLinear(weight, torch.cat(biases).contiguous())
 
     def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if self._fused_qkv is None:
@@ -85,7 +89,11 @@ class RelativeAttention(nn.Module):
         attending = length if queries is None else queries
 
         def split_heads(t: torch.Tensor, positions: int) -> torch.Tensor:  # (batch * heads, positions, head_channels)
-            return t.reshape(batch, positions, heads, head_channels).transpose(1, 2).reshape(rows, positions, head_channels)
+            return (
+                t.reshape(batch, positions, heads, head_channels)
+                .transpose(1, 2)
+                .reshape(rows, positions, head_channels)
+            )
 
         query, key, value = self._qkv(x)
         query = split_heads(query[:, :attending], attending) / math.sqrt(head_channels)
@@ -155,10 +163,10 @@ class RelativeTransformer(nn.Module):
         layer_ids = arch.indices(f"{path}.attn_layers")
         if not layer_ids:
             raise ArchitectureError(f"no attention layers under '{path}'")
-        self.attn_layers = nn.ModuleList(RelativeAttention(arch, f"{path}.attn_layers.{i}") for i in layer_ids)
-        self.ffn_layers = nn.ModuleList(FeedForward(arch, f"{path}.ffn_layers.{i}") for i in layer_ids)
-        self.norm_layers_1 = nn.ModuleList(ChannelLayerNorm(channels) for _ in layer_ids)
-        self.norm_layers_2 = nn.ModuleList(ChannelLayerNorm(channels) for _ in layer_ids)
+        self.attn_layers = module_list(RelativeAttention(arch, f"{path}.attn_layers.{i}") for i in layer_ids)
+        self.ffn_layers = module_list(FeedForward(arch, f"{path}.ffn_layers.{i}") for i in layer_ids)
+        self.norm_layers_1 = module_list(ChannelLayerNorm(channels) for _ in layer_ids)
+        self.norm_layers_2 = module_list(ChannelLayerNorm(channels) for _ in layer_ids)
 
     @property
     def top_radius(self) -> int:
@@ -188,7 +196,9 @@ class RelativeTransformer(nn.Module):
         key_bias, mask = _masks(mask, padded)
         return self._block(len(self.attn_layers) - 1, x, key_bias, mask, rows) * mask[:, :rows]
 
-    def _block(self, i: int, x: torch.Tensor, key_bias: torch.Tensor | None, mask: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+    def _block(
+        self, i: int, x: torch.Tensor, key_bias: torch.Tensor | None, mask: torch.Tensor, rows: int | None = None
+    ) -> torch.Tensor:
         attended = self.attn_layers[i](x, key_bias, rows)
         if rows is not None:
             x, mask = x[:, :rows], mask[:, :rows]
