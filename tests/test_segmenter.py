@@ -70,7 +70,12 @@ def test_an_end_waits_for_the_next_character():
 
 
 def test_cjk_sentences_end_without_spaces():
-    assert texts(["今日は晴れです。明日は", "雨です！本当？", "はい"]) == ["今日は晴れです。", "明日は雨です！", "本当？", "はい"]
+    assert texts(["今日は晴れです。明日は", "雨です！本当？", "はい"]) == [
+        "今日は晴れです。",
+        "明日は雨です！",
+        "本当？",
+        "はい",
+    ]
 
 
 def test_whitespace_is_kept_and_segments_cover_the_raw_text():
