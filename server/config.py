@@ -25,6 +25,8 @@ class ServerConfig:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     max_text_chars: int = 10_000
     drain_seconds: float = 20.0  # after SIGTERM, how long in-flight calls may run on
+    # A LiveSynthesize session with nothing to speak this long ends (LLM tool calls pause text).
+    live_idle_seconds: float = 300.0
     log_level: str = "INFO"
     log_format: str = "json"
 
@@ -35,6 +37,8 @@ class ServerConfig:
             raise InvalidOptionError(f"max text length must be positive, got {self.max_text_chars}")
         if self.log_format not in ("json", "text"):
             raise InvalidOptionError(f"log format must be json or text, got {self.log_format!r}")
+        if self.live_idle_seconds <= 0:
+            raise InvalidOptionError(f"live idle limit must be > 0 seconds, got {self.live_idle_seconds}")
         if self.drain_seconds < 0:
             raise InvalidOptionError(f"drain grace must be >= 0 seconds, got {self.drain_seconds}")
 
@@ -76,6 +80,11 @@ _SETTINGS = {
     "max_step_frames": ("SYRINX_MAX_STEP_FRAMES", int, "latent frames decoded per scheduler step"),
     "max_ahead_seconds": ("SYRINX_MAX_AHEAD_SECONDS", float, "audio a stream may have ready beyond real time"),
     "drain_seconds": ("SYRINX_DRAIN_SECONDS", float, "grace for in-flight calls after SIGTERM"),
+    "live_idle_seconds": (
+        "SYRINX_LIVE_IDLE_SECONDS",
+        float,
+        "a LiveSynthesize session with nothing to speak this long ends with DEADLINE_EXCEEDED (default 300)",
+    ),
     "first_chunk_frames": ("SYRINX_FIRST_CHUNK_FRAMES", int, "size of a sentence's first audio chunk, in frames"),
     "log_level": ("SYRINX_LOG_LEVEL", str, "DEBUG, INFO, WARNING or ERROR"),
     "log_format": ("SYRINX_LOG_FORMAT", str, "json (one object per line, the default) or text"),

@@ -63,10 +63,18 @@ class SpeechStream:
     def __init__(self, voice: Voice, output: OutputFormat, text: str, scheduled: ScheduledStream) -> None:
         self.voice = voice
         self.output = output  # what the transport turns the chunks into
-        self._text = text
         self._scheduled = scheduled
         self._sentences_read = 0
         self._words: list[WordTiming] = []  # known, not yet handed out
+        self._raw_span: Callable[[int, int], tuple[int, int]] | None = None
+        self._raw_text = text
+        self._sample_offset = 0
+
+    def map_words(self, raw_span: Callable[[int, int], tuple[int, int]], raw_text: str, sample_offset: int) -> None:
+        """Give word timings in another text's coordinates: ``raw_span`` maps a character span of
+        this stream's text into ``raw_text``, and ``sample_offset`` (at the voice's rate) is where
+        this stream's audio starts (a segment of a live utterance)."""
+        self._raw_span, self._raw_text, self._sample_offset = raw_span, raw_text, sample_offset
 
     @property
     def queue_wait_seconds(self) -> float | None:
@@ -79,13 +87,16 @@ class SpeechStream:
         for sentence in fresh:
             for word in sentence.words:
                 start, end = sentence.word_samples(word)
+                char_start, char_end = word.char_start, word.char_end
+                if self._raw_span is not None and char_end > char_start:
+                    char_start, char_end = self._raw_span(char_start, char_end)
                 self._words.append(
                     WordTiming(
-                        self._text[word.char_start : word.char_end],
-                        word.char_start,
-                        word.char_end,
-                        self.output.output_position(start),
-                        self.output.output_position(end),
+                        self._raw_text[char_start:char_end],
+                        char_start,
+                        char_end,
+                        self.output.output_position(self._sample_offset + start),
+                        self.output.output_position(self._sample_offset + end),
                     )
                 )
         return fresh
@@ -175,13 +186,21 @@ class SynthesisService:
         call): the audio is encoded whole, and nobody plays it as it comes, so the
         scheduler does not pace it to real time.
         """
-        catalog = self._require_ready()
-        voice = catalog.get(request.voice or None)
-        options = self._options(voice, request)
-        output = request.audio.resolve(voice.info.sample_rate, streaming)
+        voice, output, options = self._resolve(request, streaming)
         self._check_text(request.text)
         scheduled = self._scheduler.open(voice, request.text, options, paced=streaming)
         return SpeechStream(voice, output, request.text, scheduled)
+
+    def resolve(self, request: SpeechRequest, streaming: bool = True) -> tuple[Voice, OutputFormat]:
+        """The request's voice and output format, its options checked (not its text)."""
+        voice, output, _ = self._resolve(request, streaming)
+        return voice, output
+
+    def _resolve(self, request: SpeechRequest, streaming: bool) -> tuple[Voice, OutputFormat, SynthesisOptions]:
+        catalog = self._require_ready()
+        voice = catalog.get(request.voice or None)
+        options = self._options(voice, request)
+        return voice, request.audio.resolve(voice.info.sample_rate, streaming), options
 
     async def synthesize(self, request: SpeechRequest) -> tuple[Voice, OutputFormat, np.ndarray]:
         """The whole text's audio at the voice's rate, with its voice and the format to encode it in."""

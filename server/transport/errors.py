@@ -27,6 +27,7 @@ from grpc_status import rpc_status
 
 from ..audio import UnsupportedAudioError
 from ..engine.errors import InvalidOptionError, InvalidTextError, VoiceNotFoundError
+from ..live import SessionIdleError
 from ..scheduler import OverCapacityError
 from ..service import UnavailableError
 
@@ -39,6 +40,7 @@ STATUS_BY_ERROR: dict[type[Exception], grpc.StatusCode] = {
     VoiceNotFoundError: grpc.StatusCode.NOT_FOUND,
     OverCapacityError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     UnavailableError: grpc.StatusCode.UNAVAILABLE,
+    SessionIdleError: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import grpc
 
 from syrinx.v1 import synthesizer_pb2 as pb
@@ -9,8 +12,10 @@ from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
 from ..audio import AudioEncoderStream, AudioRequest, EncodedChunk, Encoding, encode_whole
 from ..engine.errors import InvalidOptionError, quoted
-from ..service import SpeechRequest, SynthesisService
+from ..live import LiveSession, SessionError, SessionIdleError, UtteranceAudio
+from ..service import SpeechRequest, SynthesisService, WordTiming
 from ..telemetry import RpcCall, Telemetry
+from ..text import SegmenterConfig
 from .errors import translate_errors
 from .observe import observed
 
@@ -52,6 +57,81 @@ def _speech_request(message) -> SpeechRequest:
         audio=_audio_request(message.audio_config),
         word_timestamps=getattr(message, "enable_word_timestamps", False),  # a stream option only
     )
+
+
+MAX_DELAY_MS = 10_000
+
+
+def _segmentation(message) -> SegmenterConfig:
+    if message.max_delay_ms > MAX_DELAY_MS:
+        raise InvalidOptionError(
+            f"max_delay_ms {message.max_delay_ms} is over the limit of {MAX_DELAY_MS}; 0 means 1500"
+        )
+    return SegmenterConfig(
+        eager_first=not message.no_eager_first_segment,
+        max_delay_seconds=(message.max_delay_ms or 1500) / 1000,
+        client_segments=message.client_segments,
+        clean_markup=not message.keep_markup,
+    )
+
+
+def _word_timings(words: list[WordTiming]) -> list[pb.WordTiming]:
+    return [
+        pb.WordTiming(
+            word=w.text,
+            char_start=w.char_start,
+            char_end=w.char_end,
+            start_sample=w.start_sample,
+            end_sample=w.end_sample,
+        )
+        for w in words
+    ]
+
+
+class _UtteranceOutput:
+    """One live utterance's audio as the client gets it: its own encoder, sequence and words."""
+
+    def __init__(self, utterance_id: str, output, request_id: str) -> None:
+        self.id = utterance_id
+        self._encoder = AudioEncoderStream(output)
+        self._format = _audio_format(output)
+        self._request_id = request_id
+        self._sequence = 0
+        self._words: list[WordTiming] = []
+
+    def audio(self, event: UtteranceAudio) -> list[pb.LiveSynthesizeResponse]:
+        self._words += event.words
+        return [self._response(piece, last=False) for piece in self._encoder.push(event.samples)]
+
+    def finish(self) -> list[pb.LiveSynthesizeResponse]:
+        pieces = self._encoder.finish()
+        return [self._response(piece, last=i == len(pieces) - 1) for i, piece in enumerate(pieces)]
+
+    def _response(self, piece: EncodedChunk, last: bool) -> pb.LiveSynthesizeResponse:
+        end = piece.start_sample + piece.num_samples
+        count = len(self._words) if last else sum(1 for w in self._words if w.start_sample < end)
+        words, self._words = self._words[:count], self._words[count:]
+        response = pb.LiveSynthesizeResponse(
+            utterance_id=self.id,
+            audio=piece.data,
+            sequence_number=self._sequence,
+            offset_samples=piece.start_sample,
+            num_samples=piece.num_samples,
+            format=self._format if self._sequence == 0 else None,
+            words=_word_timings(words),
+            request_id=self._request_id,
+        )
+        self._sequence += 1
+        return response
+
+    def event(self, flushed: bool = False, utterance_done: bool = False, cancelled: bool = False):
+        return pb.LiveSynthesizeResponse(
+            utterance_id=self.id,
+            request_id=self._request_id,
+            flushed=flushed,
+            utterance_done=utterance_done,
+            cancelled=cancelled,
+        )
 
 
 def _describe(call: RpcCall, message) -> None:
@@ -156,6 +236,94 @@ class SynthesizerServicer(pb_grpc.SynthesizerServicer):
                     sequence += 1
         finally:
             await stream.aclose()
+
+    @observed
+    @translate_errors
+    async def LiveSynthesize(self, requests, context: grpc.aio.ServicerContext, call: RpcCall):
+        messages = requests.__aiter__()
+        first = await anext(messages, None)
+        if first is None or not first.HasField("settings"):
+            raise SessionError("the first message of a LiveSynthesize call must carry `settings`")
+        settings = first.settings
+        if first.utterance_id or first.text or first.flush or first.end_of_utterance or first.cancel:
+            raise SessionError("the settings message carries nothing else; send text in the messages after it")
+        _describe(
+            call,
+            pb.StreamSynthesizeRequest(
+                voice=settings.voice, audio_config=settings.audio_config, request_id=settings.request_id
+            ),
+        )
+        request = _speech_request(
+            pb.StreamSynthesizeRequest(
+                voice=settings.voice,
+                audio_config=settings.audio_config,
+                speaking_rate=settings.speaking_rate,
+                request_id=settings.request_id,
+                speaker_id=settings.speaker_id,
+                seed=settings.seed if settings.HasField("seed") else None,
+                enable_word_timestamps=settings.enable_word_timestamps,
+            )
+        )
+        session = await LiveSession.open(self._service, request, _segmentation(settings.segmentation))
+        _described_output(call, session.voice, session.output)
+        reader = asyncio.get_running_loop().create_task(self._read_live(messages, session))
+        outputs: dict[str, _UtteranceOutput] = {}
+        rate = session.output.sample_rate_hz
+        try:
+            async for event in session.events():
+                output = outputs.get(event.utterance_id)
+                if output is None:
+                    output = outputs[event.utterance_id] = _UtteranceOutput(
+                        event.utterance_id, session.output, settings.request_id
+                    )
+                if isinstance(event, UtteranceAudio):
+                    for response in output.audio(event):
+                        call.audio_sent(response.num_samples / rate)
+                        yield response
+                elif event.kind == "done":
+                    for response in output.finish():
+                        call.audio_sent(response.num_samples / rate)
+                        yield response
+                    yield output.event(utterance_done=True)
+                elif event.kind == "flushed":
+                    yield output.event(flushed=True)
+                else:  # cancelled: its encoder's tail is dropped with it
+                    outputs.pop(event.utterance_id)
+                    yield output.event(cancelled=True)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            await session.close()
+
+    async def _read_live(self, messages, session: LiveSession) -> None:
+        """The client's messages into the session, in order; a broken rule ends the call."""
+        idle = self._service.config.live_idle_seconds
+        try:
+            while True:
+                try:
+                    message = await asyncio.wait_for(anext(messages, None), idle)
+                except TimeoutError:
+                    if session.busy:
+                        continue
+                    raise SessionIdleError(
+                        f"the session had nothing to speak for {idle:g} s; open a new call"
+                    ) from None
+                if message is None:
+                    session.finish()
+                    return
+                if message.HasField("settings"):
+                    raise SessionError("settings come once, in the first message; they cannot change within a session")
+                if message.cancel:
+                    if message.text or message.flush or message.end_of_utterance:
+                        raise SessionError("`cancel` comes alone: no text, flush or end_of_utterance beside it")
+                    session.cancel(message.utterance_id)
+                else:
+                    session.add(message.utterance_id, message.text, message.flush, message.end_of_utterance)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            session.fail(error)
 
     @observed
     @translate_errors

@@ -159,3 +159,77 @@ class Speaker(_message.Message):
     name: str
     id: int
     def __init__(self, name: _Optional[str] = ..., id: _Optional[int] = ...) -> None: ...
+
+class LiveSynthesizeRequest(_message.Message):
+    __slots__ = ("settings", "utterance_id", "text", "flush", "end_of_utterance", "cancel")
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    FLUSH_FIELD_NUMBER: _ClassVar[int]
+    END_OF_UTTERANCE_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    settings: LiveSettings
+    utterance_id: str
+    text: str
+    flush: bool
+    end_of_utterance: bool
+    cancel: bool
+    def __init__(self, settings: _Optional[_Union[LiveSettings, _Mapping]] = ..., utterance_id: _Optional[str] = ..., text: _Optional[str] = ..., flush: _Optional[bool] = ..., end_of_utterance: _Optional[bool] = ..., cancel: _Optional[bool] = ...) -> None: ...
+
+class LiveSettings(_message.Message):
+    __slots__ = ("voice", "audio_config", "speaking_rate", "speaker_id", "seed", "enable_word_timestamps", "segmentation", "request_id")
+    VOICE_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    SPEAKING_RATE_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_ID_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    ENABLE_WORD_TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTATION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    voice: str
+    audio_config: AudioConfig
+    speaking_rate: float
+    speaker_id: int
+    seed: int
+    enable_word_timestamps: bool
+    segmentation: Segmentation
+    request_id: str
+    def __init__(self, voice: _Optional[str] = ..., audio_config: _Optional[_Union[AudioConfig, _Mapping]] = ..., speaking_rate: _Optional[float] = ..., speaker_id: _Optional[int] = ..., seed: _Optional[int] = ..., enable_word_timestamps: _Optional[bool] = ..., segmentation: _Optional[_Union[Segmentation, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class Segmentation(_message.Message):
+    __slots__ = ("client_segments", "no_eager_first_segment", "max_delay_ms", "keep_markup")
+    CLIENT_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    NO_EAGER_FIRST_SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    MAX_DELAY_MS_FIELD_NUMBER: _ClassVar[int]
+    KEEP_MARKUP_FIELD_NUMBER: _ClassVar[int]
+    client_segments: bool
+    no_eager_first_segment: bool
+    max_delay_ms: int
+    keep_markup: bool
+    def __init__(self, client_segments: _Optional[bool] = ..., no_eager_first_segment: _Optional[bool] = ..., max_delay_ms: _Optional[int] = ..., keep_markup: _Optional[bool] = ...) -> None: ...
+
+class LiveSynthesizeResponse(_message.Message):
+    __slots__ = ("utterance_id", "audio", "sequence_number", "offset_samples", "num_samples", "format", "words", "flushed", "utterance_done", "cancelled", "request_id")
+    UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    WORDS_FIELD_NUMBER: _ClassVar[int]
+    FLUSHED_FIELD_NUMBER: _ClassVar[int]
+    UTTERANCE_DONE_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    utterance_id: str
+    audio: bytes
+    sequence_number: int
+    offset_samples: int
+    num_samples: int
+    format: AudioFormat
+    words: _containers.RepeatedCompositeFieldContainer[WordTiming]
+    flushed: bool
+    utterance_done: bool
+    cancelled: bool
+    request_id: str
+    def __init__(self, utterance_id: _Optional[str] = ..., audio: _Optional[bytes] = ..., sequence_number: _Optional[int] = ..., offset_samples: _Optional[int] = ..., num_samples: _Optional[int] = ..., format: _Optional[_Union[AudioFormat, _Mapping]] = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ..., flushed: _Optional[bool] = ..., utterance_done: _Optional[bool] = ..., cancelled: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...

@@ -60,6 +60,11 @@ class SynthesizerStub:
                 request_serializer=syrinx_dot_v1_dot_synthesizer__pb2.ListVoicesRequest.SerializeToString,
                 response_deserializer=syrinx_dot_v1_dot_synthesizer__pb2.ListVoicesResponse.FromString,
                 _registered_method=True)
+        self.LiveSynthesize = channel.stream_stream(
+                '/syrinx.v1.Synthesizer/LiveSynthesize',
+                request_serializer=syrinx_dot_v1_dot_synthesizer__pb2.LiveSynthesizeRequest.SerializeToString,
+                response_deserializer=syrinx_dot_v1_dot_synthesizer__pb2.LiveSynthesizeResponse.FromString,
+                _registered_method=True)
 
 
 class SynthesizerServicer:
@@ -102,6 +107,22 @@ class SynthesizerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LiveSynthesize(self, request_iterator, context):
+        """LiveSynthesize takes text as it is generated (an LLM's tokens) and speaks
+        it as soon as each piece's end is certain: text in, audio out, both
+        streaming, on one call. The first request carries the session's settings;
+        every later one adds text to an utterance, flushes it, ends it or cancels
+        it (barge-in). Utterances are spoken one after another, in the order their
+        first text arrived. Half-closing the requests finishes every utterance,
+        then the call ends with OK; cancelling the call stops everything at once.
+        A session with nothing to speak for the server's idle limit (default 300 s)
+        ends with DEADLINE_EXCEEDED. An utterance that cannot get a stream slot
+        ends the call with RESOURCE_EXHAUSTED (retry with a new call). See docs/live.md.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SynthesizerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -119,6 +140,11 @@ def add_SynthesizerServicer_to_server(servicer, server):
                     servicer.ListVoices,
                     request_deserializer=syrinx_dot_v1_dot_synthesizer__pb2.ListVoicesRequest.FromString,
                     response_serializer=syrinx_dot_v1_dot_synthesizer__pb2.ListVoicesResponse.SerializeToString,
+            ),
+            'LiveSynthesize': grpc.stream_stream_rpc_method_handler(
+                    servicer.LiveSynthesize,
+                    request_deserializer=syrinx_dot_v1_dot_synthesizer__pb2.LiveSynthesizeRequest.FromString,
+                    response_serializer=syrinx_dot_v1_dot_synthesizer__pb2.LiveSynthesizeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -213,6 +239,33 @@ class Synthesizer:
             '/syrinx.v1.Synthesizer/ListVoices',
             syrinx_dot_v1_dot_synthesizer__pb2.ListVoicesRequest.SerializeToString,
             syrinx_dot_v1_dot_synthesizer__pb2.ListVoicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LiveSynthesize(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/syrinx.v1.Synthesizer/LiveSynthesize',
+            syrinx_dot_v1_dot_synthesizer__pb2.LiveSynthesizeRequest.SerializeToString,
+            syrinx_dot_v1_dot_synthesizer__pb2.LiveSynthesizeResponse.FromString,
             options,
             channel_credentials,
             insecure,
