@@ -90,8 +90,7 @@ class LiveSession:
         self._order: asyncio.Queue[_Utterance | None] = asyncio.Queue()
         self._events: asyncio.Queue[LiveEvent | BaseException | None] = asyncio.Queue()
         self._speaker = asyncio.get_running_loop().create_task(self._speak_all(), name="syrinx-live")
-        self._closing = False
-        self._pending_utterances = 0
+        self._speaking = False  # a segment's stream is open
 
     @classmethod
     async def open(cls, service: SynthesisService, request: SpeechRequest, segmentation: SegmenterConfig):
@@ -101,8 +100,8 @@ class LiveSession:
 
     @property
     def busy(self) -> bool:
-        """Whether any utterance still has text to speak or audio to send."""
-        return self._pending_utterances > 0
+        """Whether a segment is being spoken or waits to be (an open utterance without text is idle)."""
+        return self._speaking or any(not u.items.empty() for u in self._utterances.values() if not u.cancelled)
 
     # -- what the client sends ------------------------------------------------------------
 
@@ -174,7 +173,6 @@ class LiveSession:
             raise SessionError(f"utterance_id is {len(utterance_id)} characters; the limit is {MAX_UTTERANCE_ID_CHARS}")
         utterance = _Utterance(utterance_id, Segmenter(self._segmentation))
         self._utterances[utterance_id] = utterance
-        self._pending_utterances += 1
         self._order.put_nowait(utterance)
         return utterance
 
@@ -189,7 +187,6 @@ class LiveSession:
                         await utterance.task
                     if me.cancelling():  # the session closes (not only this utterance)
                         raise asyncio.CancelledError
-                self._pending_utterances -= 1
             self._events.put_nowait(None)
         except asyncio.CancelledError:
             raise
@@ -231,12 +228,14 @@ class LiveSession:
             error.args = (f"utterance {quoted(utterance.id)}: {error}",)
             raise
         stream.map_words(segment.raw_span, utterance.segmenter.text, utterance.native_samples)
+        self._speaking = True
         try:
             async for chunk in stream:
                 words = stream.words_before(None)  # every word known so far; the transport places them
                 self._emit(utterance, UtteranceAudio(utterance.id, chunk.samples, tuple(words)))
                 utterance.native_samples += len(chunk.samples)
         finally:
+            self._speaking = False
             await stream.aclose()
 
     def _emit(self, utterance: _Utterance, event: LiveEvent) -> None:

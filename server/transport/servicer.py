@@ -299,16 +299,17 @@ class SynthesizerServicer(pb_grpc.SynthesizerServicer):
     async def _read_live(self, messages, session: LiveSession) -> None:
         """The client's messages into the session, in order; a broken rule ends the call."""
         idle = self._service.config.live_idle_seconds
+        reading: asyncio.Future | None = None  # one read at a time, never cancelled by the idle timer
         try:
             while True:
-                try:
-                    message = await asyncio.wait_for(anext(messages, None), idle)
-                except TimeoutError:
+                if reading is None:
+                    reading = asyncio.ensure_future(anext(messages, None))
+                done, _ = await asyncio.wait({reading}, timeout=idle)
+                if not done:
                     if session.busy:
                         continue
-                    raise SessionIdleError(
-                        f"the session had nothing to speak for {idle:g} s; open a new call"
-                    ) from None
+                    raise SessionIdleError(f"the session had nothing to speak for {idle:g} s; open a new call")
+                message, reading = reading.result(), None
                 if message is None:
                     session.finish()
                     return
@@ -324,6 +325,9 @@ class SynthesizerServicer(pb_grpc.SynthesizerServicer):
             raise
         except Exception as error:
             session.fail(error)
+        finally:
+            if reading is not None:
+                reading.cancel()
 
     @observed
     @translate_errors
