@@ -194,16 +194,9 @@ class SynthesizerServicer(pb_grpc.SynthesizerServicer):
             def response(piece: EncodedChunk, final: bool) -> pb.StreamSynthesizeResponse:
                 words = []
                 if request.enable_word_timestamps:
-                    words = [
-                        pb.WordTiming(
-                            word=w.text,
-                            char_start=w.char_start,
-                            char_end=w.char_end,
-                            start_sample=w.start_sample,
-                            end_sample=w.end_sample,
-                        )
-                        for w in stream.words_before(None if final else piece.start_sample + piece.num_samples)
-                    ]
+                    words = _word_timings(
+                        stream.words_before(None if final else piece.start_sample + piece.num_samples)
+                    )
                 return pb.StreamSynthesizeResponse(
                     words=words,
                     audio=piece.data,
