@@ -25,8 +25,8 @@ import numpy as np
 
 from .audio import OutputFormat
 from .engine import Voice
-from .engine.errors import InvalidOptionError, InvalidTextError, SyrinxError, quoted
-from .service import SpeechRequest, SpeechStream, SynthesisService, WordTiming
+from .engine.errors import InvalidOptionError, SyrinxError, quoted
+from .service import SpeechRequest, SynthesisService, WordTiming
 from .text import Segment, Segmenter, SegmenterConfig
 
 MAX_UTTERANCE_ID_CHARS = 128
@@ -222,10 +222,8 @@ class LiveSession:
         request = replace(self._request, text=segment.text)
         try:
             stream = await self._service.open_stream(request)
-        except InvalidTextError as error:
-            raise InvalidTextError(f"utterance {quoted(utterance.id)}: {error}") from None
-        except SyrinxError as error:  # over capacity, draining: the call ends with its status
-            error.args = (f"utterance {quoted(utterance.id)}: {error}",)
+        except SyrinxError as error:  # nothing to speak, over capacity, draining: the call ends with its status
+            error.args = (f"utterance {quoted(utterance.id)}: {error}",)  # same class, same retry hint
             raise
         stream.map_words(segment.raw_span, utterance.segmenter.text, utterance.native_samples)
         self._speaking = True
@@ -243,4 +241,4 @@ class LiveSession:
             self._events.put_nowait(event)
 
 
-__all__ = ["LiveEvent", "LiveSession", "SessionError", "SpeechStream", "UtteranceAudio", "UtteranceEvent"]
+__all__ = ["LiveEvent", "LiveSession", "SessionError", "SessionIdleError", "UtteranceAudio", "UtteranceEvent"]

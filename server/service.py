@@ -52,6 +52,12 @@ class WordTiming:
     end_sample: int
 
 
+def split_words_before(words: list[WordTiming], end_sample: int | None) -> tuple[list[WordTiming], list[WordTiming]]:
+    """``words`` (in order) cut into those whose audio starts before ``end_sample`` (None: all) and the rest."""
+    count = len(words) if end_sample is None else sum(1 for w in words if w.start_sample < end_sample)
+    return words[:count], words[count:]
+
+
 class SpeechStream:
     """One admitted request: its voice and output format (known before any audio) and its float chunks.
 
@@ -104,8 +110,7 @@ class SpeechStream:
     def words_before(self, end_sample: int | None) -> list[WordTiming]:
         """Words not handed out yet whose audio starts before output sample ``end_sample`` (None: all)."""
         self.new_sentences()
-        count = len(self._words) if end_sample is None else sum(1 for w in self._words if w.start_sample < end_sample)
-        taken, self._words = self._words[:count], self._words[count:]
+        taken, self._words = split_words_before(self._words, end_sample)
         return taken
 
     def __aiter__(self):

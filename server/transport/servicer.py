@@ -13,7 +13,7 @@ from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 from ..audio import AudioEncoderStream, AudioRequest, EncodedChunk, Encoding, encode_whole
 from ..engine.errors import InvalidOptionError, quoted
 from ..live import LiveSession, SessionError, SessionIdleError, UtteranceAudio
-from ..service import SpeechRequest, SynthesisService, WordTiming
+from ..service import SpeechRequest, SynthesisService, WordTiming, split_words_before
 from ..telemetry import RpcCall, Telemetry
 from ..text import SegmenterConfig
 from .errors import translate_errors
@@ -108,9 +108,8 @@ class _UtteranceOutput:
         return [self._response(piece, last=i == len(pieces) - 1) for i, piece in enumerate(pieces)]
 
     def _response(self, piece: EncodedChunk, last: bool) -> pb.LiveSynthesizeResponse:
-        end = piece.start_sample + piece.num_samples
-        count = len(self._words) if last else sum(1 for w in self._words if w.start_sample < end)
-        words, self._words = self._words[:count], self._words[count:]
+        end = None if last else piece.start_sample + piece.num_samples
+        words, self._words = split_words_before(self._words, end)
         response = pb.LiveSynthesizeResponse(
             utterance_id=self.id,
             audio=piece.data,
@@ -240,23 +239,18 @@ class SynthesizerServicer(pb_grpc.SynthesizerServicer):
         settings = first.settings
         if first.utterance_id or first.text or first.flush or first.end_of_utterance or first.cancel:
             raise SessionError("the settings message carries nothing else; send text in the messages after it")
-        _describe(
-            call,
-            pb.StreamSynthesizeRequest(
-                voice=settings.voice, audio_config=settings.audio_config, request_id=settings.request_id
-            ),
+        # The settings as the stream request each segment becomes (its text is the segment's).
+        as_stream = pb.StreamSynthesizeRequest(
+            voice=settings.voice,
+            audio_config=settings.audio_config,
+            speaking_rate=settings.speaking_rate,
+            request_id=settings.request_id,
+            speaker_id=settings.speaker_id,
+            seed=settings.seed if settings.HasField("seed") else None,
+            enable_word_timestamps=settings.enable_word_timestamps,
         )
-        request = _speech_request(
-            pb.StreamSynthesizeRequest(
-                voice=settings.voice,
-                audio_config=settings.audio_config,
-                speaking_rate=settings.speaking_rate,
-                request_id=settings.request_id,
-                speaker_id=settings.speaker_id,
-                seed=settings.seed if settings.HasField("seed") else None,
-                enable_word_timestamps=settings.enable_word_timestamps,
-            )
-        )
+        _describe(call, as_stream)
+        request = _speech_request(as_stream)
         session = await LiveSession.open(self._service, request, _segmentation(settings.segmentation))
         _described_output(call, session.voice, session.output)
         reader = asyncio.get_running_loop().create_task(self._read_live(messages, session))
