@@ -35,11 +35,15 @@ CJK_TERMINATORS = "。！？"
 CLAUSE_MARKS = ",;:，；：—–"
 CLOSERS = "\"'”’)]}»」』*_`"
 # Lower-case keys; a token matches without its final full stop ("Dr." -> "dr").
+# Words that are also common words ("no", "sun", "etc" at a sentence's end) are left out: a full
+# stop after them ends a sentence before a capital, as after any word.
 ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof st sr jr mt ft gen col capt lt sgt rev hon gov sen rep pres "
-    "no nos vs etc approx dept est fig vol vols ed eds inc ltd co corp jan feb mar apr jun jul aug "
-    "sep sept oct nov dec mon tue tues wed thu thur thurs fri sat sun cf al ca op pp".split()
+    "vs approx dept est vols ed eds inc ltd co corp feb apr jun jul aug "
+    "sep sept oct nov dec tue tues thu thur thurs fri cf al ca".split()
 )
+# Abbreviations only before a number ("No. 5", "Fig. 2", "p. 12"); elsewhere plain words.
+NUMBER_ABBREVIATIONS = frozenset("no nos fig vol p pp op".split())
 _SPACES = re.compile(r"\s+")
 _DOTTED = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]$")  # "e.g", "U.S", "a.m" (the last full stop is cut)
 
@@ -250,6 +254,8 @@ class Segmenter:
         while word_start > start and not text[word_start - 1].isspace() and text[word_start - 1] not in "([{\"'“‘":
             word_start -= 1
         word = text[word_start:at]
+        if word.lower() in NUMBER_ABBREVIATIONS and following < len(text) and text[following].isdigit():
+            return False
         if len(word) == 1 and word.isalpha():
             return False  # an initial
         return word.lower() not in ABBREVIATIONS and not _DOTTED.match(word)
