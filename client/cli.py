@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import codecs
+import os
 import sys
 import time
 
@@ -11,6 +14,9 @@ import grpc
 from syrinx.v1 import synthesizer_pb2 as pb
 
 from .client import DEFAULT_ADDRESS, SyrinxClient
+from .live import LiveSession
+
+UTTERANCE = "stdin"  # `syrinx live` speaks its input as one utterance
 
 
 def _serve(args: argparse.Namespace, rest: list[str]) -> int:
@@ -36,19 +42,22 @@ def _say(args: argparse.Namespace, rest: list[str]) -> int:
     return 0
 
 
+def _audio_config(args: argparse.Namespace) -> pb.AudioConfig:
+    return pb.AudioConfig(
+        encoding=f"AUDIO_ENCODING_{args.encoding.upper()}",
+        sample_rate_hz=args.sample_rate,
+        chunk_duration_ms=args.chunk_ms,
+    )
+
+
 def _stream(args: argparse.Namespace, rest: list[str]) -> int:
     out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
     started = time.perf_counter()
     first = None
     try:
         with SyrinxClient(args.address) as client:
-            audio_config = pb.AudioConfig(
-                encoding=f"AUDIO_ENCODING_{args.encoding.upper()}",
-                sample_rate_hz=args.sample_rate,
-                chunk_duration_ms=args.chunk_ms,
-            )
             stream = client.stream(
-                args.text, voice=args.voice, speaking_rate=args.rate, seed=args.seed, audio_config=audio_config
+                args.text, voice=args.voice, speaking_rate=args.rate, seed=args.seed, audio_config=_audio_config(args)
             )
             for audio in stream:
                 if first is None:
@@ -61,6 +70,61 @@ def _stream(args: argparse.Namespace, rest: list[str]) -> int:
             out.close()
     fmt = stream.format
     if fmt is not None:  # None: the stream ended before any audio
+        print(f"{pb.AudioEncoding.Name(fmt.encoding)}, {fmt.sample_rate_hz} Hz mono -> {args.output}", file=sys.stderr)
+    return 0
+
+
+def _live(args: argparse.Namespace, rest: list[str]) -> int:
+    return asyncio.run(_live_session(args))
+
+
+async def _live_session(args: argparse.Namespace) -> int:
+    """Standard input, as it arrives, spoken as one utterance; the audio goes out as it comes."""
+    out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
+    loop = asyncio.get_running_loop()
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a character may span two reads
+    first_text: float | None = None
+    live = await LiveSession.open(
+        args.address,
+        voice=args.voice,
+        audio_config=_audio_config(args),
+        speaking_rate=args.rate,
+        seed=args.seed,
+        segmentation=pb.Segmentation(
+            client_segments=args.client_segments,
+            no_eager_first_segment=args.no_eager,
+            max_delay_ms=args.max_delay_ms,
+            keep_markup=args.keep_markup,
+        ),
+    )
+
+    async def feed() -> None:
+        nonlocal first_text
+        fd = sys.stdin.fileno()
+        while data := await loop.run_in_executor(None, os.read, fd, 4096):
+            first_text = first_text or time.perf_counter()
+            await live.say(UTTERANCE, decoder.decode(data))
+        await live.say(UTTERANCE, decoder.decode(b"", final=True), end=True)
+        await live.done_sending()
+
+    feeding = loop.create_task(feed())
+    first_audio = None
+    try:
+        async for event in live:
+            if event.audio:
+                if first_audio is None and first_text is not None:
+                    first_audio = time.perf_counter() - first_text
+                    print(f"first audio {first_audio * 1e3:.1f} ms after the first text", file=sys.stderr)
+                out.write(event.audio)
+                out.flush()
+        await feeding
+    finally:
+        feeding.cancel()
+        await live.close()
+        if out is not sys.stdout.buffer:
+            out.close()
+    fmt = live.formats.get(UTTERANCE)
+    if fmt is not None:
         print(f"{pb.AudioEncoding.Name(fmt.encoding)}, {fmt.sample_rate_hz} Hz mono -> {args.output}", file=sys.stderr)
     return 0
 
@@ -92,19 +156,26 @@ def main(argv: list[str] | None = None) -> int:
     for name, run, help_text in (
         ("say", _say, "write a WAV file"),
         ("stream", _stream, "stream audio bytes; prints time to first audio"),
+        ("live", _live, "speak standard input as it arrives (e.g. an LLM's output); stream the audio"),
     ):
         command = commands.add_parser(name, help=help_text)
-        command.add_argument("text")
+        if name != "live":
+            command.add_argument("text")
         command.add_argument("-o", "--output", default="out.wav" if name == "say" else "-")
         command.add_argument("--voice", default="")
         command.add_argument("--rate", type=float, default=0.0, help="speaking rate, 1.0 normal")
         command.add_argument("--seed", type=int, default=None)
         command.add_argument("--sample-rate", type=int, default=0, help="8000 to 48000 Hz; 0: the voice's own")
-        if name == "stream":
+        if name != "say":
             command.add_argument("--encoding", default="linear16", choices=["linear16", "mulaw", "alaw", "ogg_opus"])
             command.add_argument(
                 "--chunk-ms", type=int, default=0, help="exact chunk duration, e.g. 20; 0: as produced"
             )
+        if name == "live":
+            command.add_argument("--client-segments", action="store_true", help="no server-side segmentation")
+            command.add_argument("--no-eager", action="store_true", help="no eager first segment")
+            command.add_argument("--keep-markup", action="store_true", help="speak markdown and emoji as they are")
+            command.add_argument("--max-delay-ms", type=int, default=0, help="0: the server's default (1500)")
         command.set_defaults(run=run)
     commands.add_parser("voices", help="list the server's voices").set_defaults(run=_voices)
     health = commands.add_parser("health", help="exit 0 if the server is SERVING")

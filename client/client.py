@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from syrinx.v1 import synthesizer_pb2 as pb
 from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
+
+from .live import LiveSession
 
 DEFAULT_ADDRESS = "localhost:50051"
 
@@ -33,6 +36,7 @@ class AudioStream:
 
 class SyrinxClient:
     def __init__(self, address: str = DEFAULT_ADDRESS, timeout: float | None = None) -> None:
+        self.address = address
         self.channel = grpc.insecure_channel(address)
         self.stub = pb_grpc.SynthesizerStub(self.channel)
         self.timeout = timeout
@@ -81,6 +85,10 @@ class SyrinxClient:
         if seed is not None:
             request.seed = seed
         return self.stub.Synthesize(request, timeout=self.timeout)
+
+    async def live(self, **settings: Any) -> LiveSession:
+        """A ``LiveSynthesize`` session (asyncio, on a channel of its own): see :class:`LiveSession`."""
+        return await LiveSession.open(self.address, timeout=self.timeout, **settings)
 
     def voices(self) -> pb.ListVoicesResponse:
         return self.stub.ListVoices(pb.ListVoicesRequest(), timeout=self.timeout)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import queue
+import subprocess
+import sys
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -220,3 +224,56 @@ def test_an_idle_session_ends_with_deadline_exceeded():
         feed.close()
     finally:
         running.stop()
+
+
+# -- the Python client and the CLI ------------------------------------------------------------
+
+
+def test_the_async_client_hears_audio_before_it_has_sent_the_rest(server):
+    from syrinx.client import LiveSession
+
+    address = f"127.0.0.1:{server.running.port}"
+
+    async def scenario():
+        async with await LiveSession.open(address, seed=SEED) as live:
+            events = live.__aiter__()
+            await live.say("a", "Hello there. How")
+            first = await anext(events)  # "Hello there. " is certain once "H" has come
+            assert first.utterance_id == "a" and first.audio and first.format.sample_rate_hz == 22050
+            await live.say("a", " are you?", end=True)
+            await live.done_sending()
+            return [first] + [event async for event in events]
+
+    received = asyncio.run(scenario())
+    assert b"".join(e.audio for e in received) == stream_pcm(server, "Hello there. ") + stream_pcm(
+        server, "How are you?"
+    )
+    assert received[-1].done and not any(e.done for e in received[:-1])
+
+
+def test_syrinx_live_speaks_standard_input_as_it_arrives(server):
+    command = [str(Path(sys.executable).parent / "syrinx"), "--address", f"127.0.0.1:{server.running.port}"]
+    process = subprocess.Popen(
+        [*command, "live", "-o", "-", "--seed", str(SEED)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        process.stdin.write(b"Hello there. How")
+        process.stdin.flush()
+        first = process.stdout.read(512)  # arrives while standard input is still open
+        assert len(first) == 512
+        process.stdin.write(" are you? ¿Qué".encode()[:-1])  # a character cut between two writes
+        process.stdin.flush()
+        process.stdin.write("¿Qué".encode()[-1:])
+        process.stdin.close()
+        rest = process.stdout.read()
+        assert process.wait(timeout=60) == 0, process.stderr.read().decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    segments = ["Hello there. ", "How are you? ", "¿Qué"]  # "?" then "¿": a certain end
+    expected = b"".join(stream_pcm(server, s) for s in segments)
+    assert first + rest == expected
+    assert "first audio" in process.stderr.read().decode()
