@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 BUF := node_modules/.bin/buf
 
-.PHONY: install test run say proto lint typecheck istio-schemas policy bench-engine gpu-kit bench-grpc bench-load bench-telemetry clean
+.PHONY: install test run say proto lint typecheck istio-schemas policy bench-engine gpu-kit bench-grpc bench-live bench-eager bench-load bench-telemetry clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -93,6 +93,11 @@ bench-telemetry: $(STAMP)
 bench-grpc: $(STAMP)
 	$(PY) -m bench.grpc_bench
 
+# LiveSynthesize against client-side sentence aggregation + StreamSynthesize, under a simulated LLM
+# (tokens/s x concurrent sessions; minutes). BENCH_ARGS="--rates 50 --concurrency 1" shortens it.
+bench-live: $(STAMP)
+	$(PY) -m bench.live_bench --json bench-live.json $(BENCH_ARGS)
+
 # Simulated callers against piper-tts served over gRPC and against Syrinx, level by level (minutes:
 # 6 levels x 2 servers x 33 s). BENCH_ARGS="--concurrency 1,8 --duration 10" shortens it; flags given
 # there win over the defaults below.
@@ -100,6 +105,10 @@ BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[bench]'
 	touch $(BENCH_STAMP)
+
+# The eager first segment of LiveSynthesize: word error rate (pocketsphinx) and first audio, whole vs split.
+bench-eager: $(BENCH_STAMP)
+	$(PY) -m bench.eager_asr $(BENCH_ARGS)
 
 bench-load: $(BENCH_STAMP)
 	$(PY) -m bench.load_bench --json bench-load.json --plot bench-load.png $(BENCH_ARGS)

@@ -111,7 +111,9 @@ class LiveSession:
             utterance = self._start(utterance_id)
         elif utterance.ended or utterance.cancelled:
             state = "cancelled" if utterance.cancelled else "ended (end_of_utterance)"
-            raise SessionError(f"utterance {quoted(utterance_id)} has {state}; send new text under a new utterance_id")
+            raise SessionError(
+                f'utterance "{quoted(utterance_id)}" has {state}; send new text under a new utterance_id'
+            )
         now = asyncio.get_running_loop().time()
         segments = utterance.segmenter.push(text, now) if text else []
         if flush or end:
@@ -127,7 +129,7 @@ class LiveSession:
     def cancel(self, utterance_id: str) -> None:
         utterance = self._utterances.get(utterance_id)
         if utterance is None:
-            raise SessionError(f"cannot cancel utterance {quoted(utterance_id)}: no such utterance in this session")
+            raise SessionError(f'cannot cancel utterance "{quoted(utterance_id)}": no such utterance in this session')
         if utterance.cancelled:
             return
         utterance.cancelled = True
@@ -223,7 +225,7 @@ class LiveSession:
         try:
             stream = await self._service.open_stream(request)
         except SyrinxError as error:  # nothing to speak, over capacity, draining: the call ends with its status
-            error.args = (f"utterance {quoted(utterance.id)}: {error}",)  # same class, same retry hint
+            error.args = (f'utterance "{quoted(utterance.id)}": {error}',)  # same class, same retry hint
             raise
         stream.map_words(segment.raw_span, utterance.segmenter.text, utterance.native_samples)
         self._speaking = True

@@ -210,6 +210,40 @@ def test_malformed_sessions_are_refused_with_a_clear_message(server, messages, w
     assert words in error.details()
 
 
+def test_an_utterance_over_capacity_ends_the_call_with_resource_exhausted(server):
+    """The choice documented in the proto and docs/live.md: the whole call ends, naming the
+    utterance, with the retry hint; what was spoken before it was delivered."""
+    long_text = " ".join(f"This is sentence number {i} of a very long answer." for i in range(80))
+    feed = Feed(settings(), say("first", "Hello there.", end_of_utterance=True))
+    call = server.stub.LiveSynthesize(iter(feed))
+    responses = []
+    while not (responses and responses[-1].utterance_done):  # "first" spoken while there is room
+        responses.append(next(call))
+    held = [server.stub.StreamSynthesize(pb.StreamSynthesizeRequest(text=long_text, seed=i)) for i in range(8)]
+    try:
+        for stream in held:  # each holds one of the server's 8 slots while its client reads nothing
+            next(stream)
+        feed.send(say("second", "Are you still there?", end_of_utterance=True))
+        with pytest.raises(grpc.RpcError) as caught:
+            responses += list(call)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert '"second"' in caught.value.details() and "limit of 8" in caught.value.details()
+        assert ("grpc-retry-pushback-ms", "1000") in caught.value.trailing_metadata()
+        assert audio_of(responses, "first") == stream_pcm_after(held, server, "Hello there.")
+    finally:
+        feed.close()
+        for stream in held:
+            stream.cancel()
+
+
+def stream_pcm_after(held, server, text: str) -> bytes:
+    """StreamSynthesize of ``text`` once the held calls have let their slots go."""
+    for stream in held:
+        stream.cancel()
+    server.call(_until(lambda: server.running.service.active_streams == 0))
+    return stream_pcm(server, text)
+
+
 def test_an_idle_session_ends_with_deadline_exceeded():
     config = ServerConfig(host="127.0.0.1", port=0, live_idle_seconds=0.3)
     running = ServerThread(config)
