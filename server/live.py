@@ -91,6 +91,8 @@ class LiveSession:
         self._events: asyncio.Queue[LiveEvent | BaseException | None] = asyncio.Queue()
         self._speaker = asyncio.get_running_loop().create_task(self._speak_all(), name="syrinx-live")
         self._speaking = False  # a segment's stream is open
+        # When the audio sent so far ends, for a listener who plays it as it comes (loop clock).
+        self._plays_until = 0.0
 
     @classmethod
     async def open(cls, service: SynthesisService, request: SpeechRequest, segmentation: SegmenterConfig):
@@ -133,6 +135,8 @@ class LiveSession:
         if utterance.cancelled:
             return
         utterance.cancelled = True
+        if utterance.native_samples:  # the listener drops what it had of it (barge-in)
+            self._plays_until = 0.0
         # The event goes out before anything the speaker could still queue: it checks the flag
         # before every event of this utterance.
         self._events.put_nowait(UtteranceEvent(utterance.id, "cancelled"))
@@ -222,8 +226,10 @@ class LiveSession:
 
     async def _speak_segment(self, utterance: _Utterance, segment: Segment) -> None:
         request = replace(self._request, text=segment.text)
+        queued = max(0.0, self._plays_until - asyncio.get_running_loop().time())
         try:
-            stream = await self._service.open_stream(request)
+            # Due when the audio before it runs out, not at once: urgent work of other calls goes first.
+            stream = await self._service.open_stream(request, plays_after=queued)
         except SyrinxError as error:  # nothing to speak, over capacity, draining: the call ends with its status
             error.args = (f'utterance "{quoted(utterance.id)}": {error}',)  # same class, same retry hint
             raise
@@ -239,8 +245,12 @@ class LiveSession:
             await stream.aclose()
 
     def _emit(self, utterance: _Utterance, event: LiveEvent) -> None:
-        if not utterance.cancelled:
-            self._events.put_nowait(event)
+        if utterance.cancelled:
+            return
+        self._events.put_nowait(event)
+        if isinstance(event, UtteranceAudio):
+            now = asyncio.get_running_loop().time()
+            self._plays_until = max(self._plays_until, now) + len(event.samples) / self.voice.info.sample_rate
 
 
 __all__ = ["LiveEvent", "LiveSession", "SessionError", "SessionIdleError", "UtteranceAudio", "UtteranceEvent"]

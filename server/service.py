@@ -183,17 +183,20 @@ class SynthesisService:
 
     # -- synthesis ----------------------------------------------------------------------
 
-    async def open_stream(self, request: SpeechRequest, streaming: bool = True) -> SpeechStream:
+    async def open_stream(
+        self, request: SpeechRequest, streaming: bool = True, plays_after: float = 0.0
+    ) -> SpeechStream:
         """Validate ``request`` and take a stream slot.
 
         Every input error is raised here, before any audio, so a client gets one
         clear status instead of a stream that fails half-way. ``streaming=False`` (a unary
         call): the audio is encoded whole, and nobody plays it as it comes, so the
-        scheduler does not pace it to real time.
+        scheduler does not pace it to real time. ``plays_after``: seconds of audio the listener
+        has yet to play before this stream's (a live utterance's next segment).
         """
         voice, output, options = self._resolve(request, streaming)
         self._check_text(request.text)
-        scheduled = self._scheduler.open(voice, request.text, options, paced=streaming)
+        scheduled = self._scheduler.open(voice, request.text, options, paced=streaming, plays_after=plays_after)
         return SpeechStream(voice, output, request.text, scheduled)
 
     def resolve(self, request: SpeechRequest, streaming: bool = True) -> tuple[Voice, OutputFormat]:

@@ -106,6 +106,21 @@ def test_two_utterances_sound_like_stream_synthesize_of_their_segments(server):
         assert [r.offset_samples for r in chunks] == list(offsets[:-1])
 
 
+def test_telephony_audio_in_exact_frames_each_utterance_its_own_offsets(server):
+    audio = pb.AudioConfig(encoding=pb.AUDIO_ENCODING_MULAW, sample_rate_hz=8000, chunk_duration_ms=20)
+    responses = list(
+        server.stub.LiveSynthesize(
+            iter([settings(audio_config=audio), say("a", "Hello there. How are you?"), say("b", "Fine, thanks.")])
+        )
+    )
+    assert events(responses) == [("a", "audio"), ("a", "done"), ("b", "audio"), ("b", "done")]
+    for utterance_id in ("a", "b"):
+        chunks = [r for r in responses if r.utterance_id == utterance_id and r.audio]
+        assert chunks[0].format.encoding == pb.AUDIO_ENCODING_MULAW and chunks[0].format.sample_rate_hz == 8000
+        assert all(len(r.audio) == 160 for r in chunks[:-1]) and 0 < len(chunks[-1].audio) <= 160
+        assert chunks[0].offset_samples == 0 and chunks[-1].offset_samples == 160 * (len(chunks) - 1)
+
+
 def test_word_offsets_point_into_the_raw_text(server):
     raw = "**Hello** there, my *friend*. See [the docs](https://x.example) now."
     pieces = [raw[i : i + 5] for i in range(0, len(raw), 5)]

@@ -300,3 +300,25 @@ def test_a_stream_aborted_while_its_rest_is_encoded_is_dropped():
     scheduler.abort(stream)
     assert scheduler.complete(rest, [Encoded("whole", 25, 1, None)], [], 0.0) == []
     assert scheduler.next_step(0.0) is None and scheduler.active_streams == 0
+
+
+def test_a_stream_with_audio_queued_before_it_yields_to_one_due_now_and_is_paced_from_its_start():
+    scheduler = make(max_encode_batch=1, max_ahead_seconds=1.0)
+    driver = Driver(scheduler, frames=300, sentences={0: 1, 1: 1})  # 3 s of audio each
+    later = scheduler.add(0.0, FRAME, plays_after=2.0)  # a live utterance's next segment
+    newcomer = scheduler.add(0.0, FRAME)
+    first = driver.step(0.0)
+    assert [w.stream_id for w in first.encodes] == [newcomer]  # due now goes first
+    second = driver.step(0.0)
+    assert [w.stream_id for w in second.encodes] == [later]  # nothing more urgent: it runs (no idling)
+
+    def produced(stream: int) -> int:
+        return sum(1 for s, _, _ in driver.delivered if s == stream)  # 0.1 s windows
+
+    while driver.step(0.0):
+        pass
+    assert (produced(newcomer), produced(later)) == (11, 1)  # 1 s ahead of now / of its listener's start at 2 s
+    while driver.step(1.5):
+        pass
+    # At t = 1.5 the newcomer may run to 2.5 s of audio; the other's listener starts at 2 s, so 0.5 s.
+    assert (produced(newcomer), produced(later)) == (25, 5)

@@ -148,12 +148,13 @@ class _Stream:
     produced_seconds: float = 0.0
     unsent_chunks: int = 0
     paced: bool = True  # held back when far ahead of real time (False: a unary call's stream)
+    plays_at: float = 0.0  # when its listener starts playing it at the earliest (after audio queued before it)
 
     def due(self) -> float:
         """When a listener playing this stream in real time runs out of audio."""
         if self.first_audio_at is None:
-            return self.arrival
-        return self.first_audio_at + self.produced_seconds
+            return max(self.arrival, self.plays_at)
+        return max(self.first_audio_at, self.plays_at) + self.produced_seconds
 
     def ahead(self, now: float) -> float:
         return 0.0 if self.first_audio_at is None else self.due() - now
@@ -172,11 +173,14 @@ class Scheduler:
 
     # -- admission ----------------------------------------------------------------------
 
-    def add(self, now: float, seconds_per_frame: float, paced: bool = True) -> int:
+    def add(self, now: float, seconds_per_frame: float, paced: bool = True, plays_after: float = 0.0) -> int:
         """Admit a stream and return its id, or raise :class:`OverCapacityError` at once.
 
         ``paced=False`` for a stream nobody plays as it comes (a unary call): ahead of real
-        time, it still runs whenever no paced stream has work ready."""
+        time, it still runs whenever no paced stream has work ready. ``plays_after``: seconds of
+        audio its listener has yet to play before this stream's (the segments of a live
+        utterance before this one): its first audio is due that much later, and its pacing
+        counts from then."""
         config = self.config
         if len(self._streams) >= config.max_streams:
             raise OverCapacityError(
@@ -190,7 +194,7 @@ class Scheduler:
             )
         stream_id = self._next_id
         self._next_id += 1
-        self._streams[stream_id] = _Stream(stream_id, now, seconds_per_frame, paced=paced)
+        self._streams[stream_id] = _Stream(stream_id, now, seconds_per_frame, paced=paced, plays_at=now + plays_after)
         return stream_id
 
     def abort(self, stream_id: int) -> None:

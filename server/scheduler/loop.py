@@ -130,14 +130,17 @@ class SchedulerLoop:
 
     # -- streams ------------------------------------------------------------------------
 
-    def open(self, voice: Voice, text: str, options: SynthesisOptions, paced: bool = True) -> ScheduledStream:
+    def open(
+        self, voice: Voice, text: str, options: SynthesisOptions, paced: bool = True, plays_after: float = 0.0
+    ) -> ScheduledStream:
         """Admit a stream (or raise :class:`~.core.OverCapacityError` at once); ``paced=False``
-        for a caller that takes the whole audio at once (see :meth:`~.core.Scheduler.add`)."""
+        for a caller that takes the whole audio at once, ``plays_after`` for one whose listener
+        has audio queued before it (see :meth:`~.core.Scheduler.add`)."""
         if self._crashed is not None:
             raise RuntimeError("the scheduler loop has stopped") from self._crashed
         seconds_per_frame = voice.hop_length / voice.info.sample_rate
         now = self._clock()
-        stream_id = self._scheduler.add(now, seconds_per_frame, paced)
+        stream_id = self._scheduler.add(now, seconds_per_frame, paced, plays_after)
         job = _Job(voice, text, options, now)
         self._jobs[stream_id] = job
         self._wake.set()
