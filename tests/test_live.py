@@ -326,3 +326,15 @@ def test_syrinx_live_speaks_standard_input_as_it_arrives(server):
     expected = b"".join(stream_pcm(server, s) for s in segments)
     assert first + rest == expected
     assert "first audio" in process.stderr.read().decode()
+
+
+def test_the_grpcurl_session_in_the_docs_is_valid_and_speaks(server):
+    """docs/live.md's grpcurl messages (JSON, as grpcurl sends them) parse and make a whole utterance."""
+    from google.protobuf import json_format
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "live.md").read_text()
+    block = doc.split("cat > live.jsonl <<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
+    messages = [json_format.Parse(line, pb.LiveSynthesizeRequest()) for line in block.splitlines()]
+    assert messages[0].HasField("settings") and messages[-1].end_of_utterance
+    responses = list(server.stub.LiveSynthesize(iter(messages)))
+    assert events(responses)[-1] == ("a", "done") and any(r.words for r in responses)
