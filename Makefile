@@ -21,7 +21,15 @@ $(BUF): package.json
 	npm install --no-audit --no-fund --silent
 	touch $(BUF)
 
-install: $(STAMP) $(BUF)
+# nvidia-riva-client pins its own protobuf: it gets a venv of its own for the Riva tests.
+RIVA_VENV := .venv-riva
+RIVA_STAMP := $(RIVA_VENV)/.installed
+$(RIVA_STAMP): constraints/riva-client.txt
+	$(PYTHON) -m venv $(RIVA_VENV)
+	$(RIVA_VENV)/bin/python -m pip install --quiet -r constraints/riva-client.txt
+	touch $(RIVA_STAMP)
+
+install: $(STAMP) $(BUF) $(RIVA_STAMP)
 
 test: install
 	$(PY) -m pytest
@@ -58,6 +66,7 @@ typecheck: $(STAMP)
 	ln -sfn ../../../server $(TYPECHECK_TREE)/server
 	ln -sfn ../../../client $(TYPECHECK_TREE)/client
 	ln -sfn ../../../client/_generated/syrinx/v1 $(TYPECHECK_TREE)/v1
+	ln -sfn ../../../client/_generated/syrinx/riva $(TYPECHECK_TREE)/riva
 	$(VENV)/bin/mypy
 
 # The Istio CRD schemas the deployment tests validate against (k8s/schemas/, from istio/api).
@@ -114,4 +123,4 @@ bench-load: $(BENCH_STAMP)
 	$(PY) -m bench.load_bench --json bench-load.json --plot bench-load.png $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(RIVA_VENV) build *.egg-info

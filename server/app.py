@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from syrinx.riva import riva_tts_pb2_grpc as rtts_grpc
 from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
 from .config import ServerConfig, load_config
@@ -22,6 +23,7 @@ from .engine.errors import SyrinxError
 from .logs import configure_logging
 from .service import SynthesisService
 from .telemetry import Telemetry, TelemetryConfig, serving_telemetry
+from .transport.riva import RIVA_SERVICE_NAME, RivaServicer
 from .transport.servicer import SERVICE_NAME, SynthesizerServicer
 
 log = logging.getLogger("syrinx.server")
@@ -37,7 +39,7 @@ class RunningServer:
     service: SynthesisService
 
     async def mark(self, status: int) -> None:
-        for name in (OVERALL, SERVICE_NAME):
+        for name in (OVERALL, SERVICE_NAME, RIVA_SERVICE_NAME):
             await self.health.set(name, status)
 
     async def drain(self, grace: float) -> None:
@@ -59,10 +61,18 @@ async def create_server(
     service = service or SynthesisService(config, telemetry)
     server = grpc.aio.server()
     pb_grpc.add_SynthesizerServicer_to_server(SynthesizerServicer(service, telemetry), server)
+    # NVIDIA Riva's TTS protocol, a second adapter over the same service (docs/riva.md).
+    rtts_grpc.add_RivaSpeechSynthesisServicer_to_server(RivaServicer(service, telemetry), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
+        (
+            SERVICE_NAME,
+            RIVA_SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
     )
     port = server.add_insecure_port(f"{config.host}:{config.port}")
     await server.start()

@@ -210,14 +210,15 @@ class SynthesisService:
         options = self._options(voice, request)
         return voice, request.audio.resolve(voice.info.sample_rate, streaming), options
 
-    async def synthesize(self, request: SpeechRequest) -> tuple[Voice, OutputFormat, np.ndarray]:
-        """The whole text's audio at the voice's rate, with its voice and the format to encode it in."""
+    async def synthesize(self, request: SpeechRequest) -> tuple[Voice, OutputFormat, np.ndarray, list[WordTiming]]:
+        """The whole text's audio at the voice's rate, with its voice, the format to encode it in,
+        and its words' timings (with ``request.word_timestamps``)."""
         stream = await self.open_stream(request, streaming=False)
         try:
             parts = [chunk.samples async for chunk in stream]
         finally:
             await stream.aclose()
-        return stream.voice, stream.output, np.concatenate(parts)
+        return stream.voice, stream.output, np.concatenate(parts), stream.words_before(None)
 
     # -- helpers ------------------------------------------------------------------------
 

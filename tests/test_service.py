@@ -334,7 +334,7 @@ def test_reflection_lists_the_services(server):
     stub = reflection_pb2_grpc.ServerReflectionStub(server.channel)
     (reply,) = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
     names = {s.name for s in reply.list_services_response.service}
-    assert {"syrinx.v1.Synthesizer", "grpc.health.v1.Health"} <= names
+    assert {"syrinx.v1.Synthesizer", "nvidia.riva.tts.RivaSpeechSynthesis", "grpc.health.v1.Health"} <= names
 
 
 def test_cancelled_stream_stops_engine_work(server):

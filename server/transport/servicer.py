@@ -13,11 +13,12 @@ from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 from ..audio import AudioEncoderStream, AudioRequest, EncodedChunk, Encoding, encode_whole
 from ..engine.errors import InvalidOptionError, quoted
 from ..live import LiveSession, SessionError, SessionIdleError, UtteranceAudio
-from ..service import SpeechRequest, SynthesisService, WordTiming, split_words_before
+from ..service import SpeechRequest, SynthesisService, WordTiming
 from ..telemetry import RpcCall, Telemetry
 from ..text import SegmenterConfig
 from .errors import translate_errors
 from .observe import observed
+from .utterance_audio import UtteranceEncoder
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Synthesizer"].full_name  # "syrinx.v1.Synthesizer"
 MAX_REQUEST_ID_CHARS = 128
@@ -93,23 +94,18 @@ class _UtteranceOutput:
 
     def __init__(self, utterance_id: str, output, request_id: str) -> None:
         self.id = utterance_id
-        self._encoder = AudioEncoderStream(output)
+        self._encoder = UtteranceEncoder(output)
         self._format = _audio_format(output)
         self._request_id = request_id
         self._sequence = 0
-        self._words: list[WordTiming] = []
 
     def audio(self, event: UtteranceAudio) -> list[pb.LiveSynthesizeResponse]:
-        self._words += event.words
-        return [self._response(piece, last=False) for piece in self._encoder.push(event.samples)]
+        return [self._response(piece, words) for piece, words in self._encoder.push(event.samples, event.words)]
 
     def finish(self) -> list[pb.LiveSynthesizeResponse]:
-        pieces = self._encoder.finish()
-        return [self._response(piece, last=i == len(pieces) - 1) for i, piece in enumerate(pieces)]
+        return [self._response(piece, words) for piece, words in self._encoder.finish()]
 
-    def _response(self, piece: EncodedChunk, last: bool) -> pb.LiveSynthesizeResponse:
-        end = None if last else piece.start_sample + piece.num_samples
-        words, self._words = split_words_before(self._words, end)
+    def _response(self, piece: EncodedChunk, words: list[WordTiming]) -> pb.LiveSynthesizeResponse:
         response = pb.LiveSynthesizeResponse(
             utterance_id=self.id,
             audio=piece.data,
@@ -170,7 +166,7 @@ class SynthesizerServicer(pb_grpc.SynthesizerServicer):
     @translate_errors
     async def Synthesize(self, request, context: grpc.aio.ServicerContext, call: RpcCall):
         _describe(call, request)
-        voice, output, samples = await self._service.synthesize(_speech_request(request))
+        voice, output, samples, _ = await self._service.synthesize(_speech_request(request))
         _described_output(call, voice, output)
         audio, num_samples = encode_whole(output, samples)
         call.audio_sent(num_samples / output.sample_rate_hz)

@@ -1,0 +1,174 @@
+"""NVIDIA Riva's TTS protocol on a real Syrinx server, spoken to by the real nvidia-riva-client 2.27.0.
+
+The client pins its own protobuf, so it runs in .venv-riva (`make install`) as a subprocess
+(tests/riva_client.py); this side checks what it got.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import av
+import pytest
+from google.protobuf import descriptor_pb2, json_format
+from service_fixtures import ServerThread
+from test_service import _until
+
+from syrinx.riva import riva_audio_pb2, riva_common_pb2, riva_tts_pb2
+from syrinx.server.config import ServerConfig
+from syrinx.server.scheduler import SchedulerConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+RIVA_PYTHON = ROOT / ".venv-riva" / "bin" / "python"
+SCRIPT = Path(__file__).resolve().parent / "riva_client.py"
+RIVA_NAME = "Piper.EN-US.joe-medium"
+TEXT = "Your table for two is booked for seven tonight."
+
+pytestmark = pytest.mark.skipif(not RIVA_PYTHON.exists(), reason="nvidia-riva-client's venv is made by `make install`")
+
+
+@pytest.fixture(scope="module")
+def server():
+    running = ServerThread(ServerConfig(host="127.0.0.1", port=0, scheduler=SchedulerConfig(max_streams=8)))
+    running.make_ready()
+    yield running
+    running.stop()
+
+
+def riva(server, command: str, **args) -> dict:
+    result = subprocess.run(
+        [str(RIVA_PYTHON), str(SCRIPT), command, f"127.0.0.1:{server.running.port}", json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def audio(result: dict) -> bytes:
+    assert "code" not in result, result
+    return b"".join(base64.b64decode(r["audio"]) for r in result["responses"])
+
+
+def seconds_of_pcm(data: bytes, rate: int) -> float:
+    return len(data) / 2 / rate
+
+
+# -- the interface ------------------------------------------------------------------------------
+
+
+def _normalized(module) -> dict:
+    proto = descriptor_pb2.FileDescriptorProto()
+    module.DESCRIPTOR.CopyToProto(proto)
+    described = json_format.MessageToDict(proto)
+    # The file's own name and imports differ by design (syrinx/riva/ keeps the generated modules
+    # clear of nvidia-riva-client's `riva` package); everything on the wire must not.
+    for key in ("name", "dependency", "sourceCodeInfo"):
+        described.pop(key, None)
+    return described
+
+
+def test_the_protos_match_the_real_clients_field_by_field(server):
+    theirs = riva(server, "describe")
+    for module in (riva_audio_pb2, riva_common_pb2, riva_tts_pb2):
+        ours = _normalized(module)
+        key = ours["package"] + ":" + Path(module.DESCRIPTOR.name).name
+        their_file = {k: v for k, v in theirs[key].items() if k not in ("name", "dependency", "sourceCodeInfo")}
+        assert ours == their_file, key
+
+
+# -- what clients depend on -------------------------------------------------------------------------
+
+
+def test_synthesize_gives_headerless_pcm_at_the_asked_rate(server):
+    for rate in (16000, 22050, 24000, 44100):
+        pcm = audio(riva(server, "synthesize", text=TEXT, sample_rate_hz=rate))
+        assert pcm[:4] != b"RIFF" and len(pcm) % 2 == 0
+        assert 2.0 < seconds_of_pcm(pcm, rate) < 4.5, rate  # about 3 s of speech at any rate
+
+
+def test_each_encoding(server):
+    mulaw = audio(riva(server, "synthesize", text=TEXT, encoding="MULAW", sample_rate_hz=8000))
+    alaw = audio(riva(server, "synthesize", text=TEXT, encoding="ALAW", sample_rate_hz=8000))
+    for data in (mulaw, alaw):
+        assert 2.0 < len(data) / 8000 < 4.5  # one byte a sample
+    opus = audio(riva(server, "synthesize", text=TEXT, encoding="OGGOPUS", sample_rate_hz=48000))
+    with av.open(io.BytesIO(opus), format="ogg") as container:
+        samples = sum(frame.samples for frame in container.decode(audio=0))
+    assert 2.0 < samples / 48000 < 4.5
+    flac = riva(server, "synthesize", text=TEXT, encoding="FLAC")
+    assert flac["code"] == "INVALID_ARGUMENT" and "LINEAR_PCM" in flac["details"] and "FLAC" in flac["details"]
+
+
+def test_synthesize_online_with_a_string_and_with_a_list(server):
+    one = riva(server, "online", text=TEXT, sample_rate_hz=22050)
+    assert len(one["responses"]) > 1  # streamed, not one block
+    assert 2.0 < seconds_of_pcm(audio(one), 22050) < 4.5
+    texts = ["Your table for two ", "is booked for seven ", "tonight. See you then!"]
+    listed = riva(server, "online", text=texts, sample_rate_hz=16000)
+    assert 3.0 < seconds_of_pcm(audio(listed), 16000) < 6.5  # one utterance, spoken across requests
+
+
+def test_a_stitched_call_hears_audio_before_its_second_request(server):
+    texts = ["Sure, I can help you with that. ", "Your table for two is booked for seven tonight. ", "Goodbye!"]
+    result = riva(server, "stitched", texts=texts, sample_rate_hz=24000)
+    assert result["second_sent_after_audio"] is True  # the client sent it only once audio had come
+    assert 4.0 < seconds_of_pcm(audio(result), 24000) < 9.0
+
+
+def test_cancelling_a_stitched_call_stops_the_engine_work(server):
+    service = server.running.service
+    engine = service._engine
+    decodes = {"n": 0}
+    original = engine.decode
+
+    def counting(windows):
+        decodes["n"] += 1
+        return original(windows)
+
+    engine.decode = counting
+    try:
+        long_text = " ".join(f"Sentence {i} keeps this answer going for a while." for i in range(40))
+        riva(server, "stitched", texts=[long_text], cancel_after_first=True, sample_rate_hz=22050)
+        server.call(_until(lambda: service.active_streams == 0))
+        assert decodes["n"] < 40, "the cancelled call kept synthesizing"
+    finally:
+        engine.decode = original
+
+
+def test_word_time_offsets(server):
+    result = riva(server, "synthesize", text=TEXT, sample_rate_hz=22050, enable_word_time_offsets=True)
+    words = result["responses"][0]["words"]
+    assert [w for w, _, _ in words] == TEXT.rstrip(".").split()
+    starts = [start for _, start, _ in words]
+    assert starts == sorted(starts) and all(end >= start for _, start, end in words)
+    assert words[-1][2] <= seconds_of_pcm(audio(result), 22050) * 1000 + 1
+    online = riva(server, "online", text=TEXT, sample_rate_hz=22050, enable_word_time_offsets=True)
+    assert [w[0] for r in online["responses"] for w in r["words"]] == TEXT.rstrip(".").split()
+
+
+def test_the_voice_config_and_voice_names(server):
+    (config,) = riva(server, "config")["configs"]
+    assert config["model_name"] == RIVA_NAME
+    assert config["parameters"]["language_code"] == "en-US" and config["parameters"]["voice_name"] == RIVA_NAME
+    assert config["parameters"]["subvoices"]  # clients index it
+    for name in (RIVA_NAME, "en_US-joe-medium", ""):  # either name; empty: the language's first voice
+        assert audio(riva(server, "synthesize", text="Hi.", voice_name=name))
+    unknown = riva(server, "synthesize", text="Hi.", voice_name="Magpie-Multilingual.EN-US.Aria")
+    assert unknown["code"] == "NOT_FOUND" and RIVA_NAME in unknown["details"]
+    language = riva(server, "synthesize", text="Hola.", language_code="es-ES")
+    assert language["code"] == "INVALID_ARGUMENT" and "en-US" in language["details"]
+
+
+def test_what_syrinx_cannot_do_is_refused_clearly(server):
+    dictionary = riva(server, "synthesize", text="Hi.", custom_dictionary={"Syrinx": "ˈsɪrɪŋks"})
+    assert dictionary["code"] == "INVALID_ARGUMENT" and "custom_dictionary" in dictionary["details"]
+    configuration = riva(server, "synthesize", text="Hi.", custom_configuration={"exaggeration_factor": "1.5"})
+    assert configuration["code"] == "INVALID_ARGUMENT" and "exaggeration_factor" in configuration["details"]
+    empty = riva(server, "synthesize", text="")
+    assert empty["code"] == "INVALID_ARGUMENT"
