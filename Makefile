@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 BUF := node_modules/.bin/buf
 
-.PHONY: install test run say proto lint typecheck istio-schemas policy bench-engine gpu-kit bench-grpc bench-live bench-eager bench-load bench-telemetry clean
+.PHONY: install test run say proto lint typecheck istio-schemas policy bench-engine gpu-kit bench-grpc bench-live bench-eager bench-riva bench-load bench-telemetry clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -101,6 +101,10 @@ bench-telemetry: $(STAMP)
 
 bench-grpc: $(STAMP)
 	$(PY) -m bench.grpc_bench
+
+# The Riva endpoint against syrinx.v1 on one server: first audio and throughput, pairs in one run.
+bench-riva: $(STAMP)
+	$(PY) -m bench.riva_bench $(BENCH_ARGS)
 
 # LiveSynthesize against client-side sentence aggregation + StreamSynthesize, under a simulated LLM
 # (tokens/s x concurrent sessions; minutes). BENCH_ARGS="--rates 50 --concurrency 1" shortens it.

@@ -155,8 +155,11 @@ def test_word_time_offsets(server):
 def test_the_voice_config_and_voice_names(server):
     (config,) = riva(server, "config")["configs"]
     assert config["model_name"] == RIVA_NAME
-    assert config["parameters"]["language_code"] == "en-US" and config["parameters"]["voice_name"] == RIVA_NAME
-    assert config["parameters"]["subvoices"]  # clients index it
+    parameters = config["parameters"]
+    assert parameters["language_code"] == "en-US"
+    # LiveKit's list_voices (and Riva's convention): voice_name + "." + each subvoice's name.
+    full_names = [parameters["voice_name"] + "." + sub.split(":")[0] for sub in parameters["subvoices"].split(",")]
+    assert full_names == [RIVA_NAME]
     for name in (RIVA_NAME, "en_US-joe-medium", ""):  # either name; empty: the language's first voice
         assert audio(riva(server, "synthesize", text="Hi.", voice_name=name))
     unknown = riva(server, "synthesize", text="Hi.", voice_name="Magpie-Multilingual.EN-US.Aria")

@@ -50,16 +50,41 @@ def riva_language(language: str) -> str:
     return language.replace("_", "-")
 
 
+def _riva_model(voice: Voice) -> str:
+    """The model and language part of a Riva voice name: ``Piper.EN-US``."""
+    return f"{MODEL}.{riva_language(voice.info.language).upper()}"
+
+
+def _riva_voice(voice: Voice) -> str:
+    """The voice part: ``en_US-joe-medium`` -> ``joe-medium``."""
+    prefix = voice.info.language + "-"
+    return voice.name[len(prefix) :] if voice.name.startswith(prefix) else voice.name
+
+
 def riva_voice_name(voice: Voice) -> str:
     """``en_US-joe-medium`` -> ``Piper.EN-US.joe-medium``."""
-    language = voice.info.language
-    rest = voice.name[len(language) + 1 :] if voice.name.startswith(language + "-") else voice.name
-    return f"{MODEL}.{riva_language(language).upper()}.{rest}"
+    return f"{_riva_model(voice)}.{_riva_voice(voice)}"
 
 
 def _subvoices(voice: Voice) -> str:
+    """Riva's ``subvoices``: clients append each name to ``voice_name`` (with a dot) to get full voice
+    names, so a single-speaker voice lists itself and a multi-speaker one ``voice.speaker``."""
     speakers = sorted(voice.info.speakers.items(), key=lambda item: item[1])
-    return ",".join(f"{name}:{index}" for name, index in speakers) or f"{riva_voice_name(voice)}:0"
+    if not speakers:
+        return f"{_riva_voice(voice)}:0"
+    return ",".join(f"{_riva_voice(voice)}.{name}:{index}" for name, index in speakers)
+
+
+def _names(voice: Voice) -> dict[str, int]:
+    """Every name a request may give the voice (lower-cased), each with its speaker id."""
+    names = {voice.name.lower(): 0, riva_voice_name(voice).lower(): 0}
+    for speaker, index in voice.info.speakers.items():
+        names[f"{riva_voice_name(voice)}.{speaker}".lower()] = index
+    return names
+
+
+def _all_names(voices: list[Voice]) -> list[str]:
+    return [name for voice in voices for name in (riva_voice_name(voice), voice.name)]
 
 
 class RivaServicer(rtts_grpc.RivaSpeechSynthesisServicer):
@@ -69,25 +94,27 @@ class RivaServicer(rtts_grpc.RivaSpeechSynthesisServicer):
 
     # -- translation ----------------------------------------------------------------------
 
-    def _voice(self, request: rtts.SynthesizeSpeechRequest) -> str:
-        """The syrinx name of the voice a request names (either name), or of its language's first voice."""
+    def _voice(self, request: rtts.SynthesizeSpeechRequest) -> tuple[str, int]:
+        """The syrinx name and speaker of the voice a request names (any of its names), or its
+        language's first voice."""
         voices, default = self._service.voices()
         name = request.voice_name.strip()
         if name:
             for voice in voices:
-                if name.lower() in (voice.name.lower(), riva_voice_name(voice).lower()):
-                    return voice.name
-            raise VoiceNotFoundError(name, [riva_voice_name(v) for v in voices] + [v.name for v in voices])
+                speaker = _names(voice).get(name.lower())
+                if speaker is not None:
+                    return voice.name, speaker
+            raise VoiceNotFoundError(name, _all_names(voices))
         language = request.language_code.strip().lower().replace("_", "-")
         if not language:
-            return default
+            return default, 0
         matching = [v for v in voices if riva_language(v.info.language).lower() == language]
         if not matching:
             languages = sorted({riva_language(v.info.language) for v in voices})
             raise InvalidOptionError(
                 f"no voice for language_code {quoted(request.language_code)!r}; languages: {listed(languages)}"
             )
-        return next((v.name for v in matching if v.name == default), matching[0].name)
+        return next((v.name for v in matching if v.name == default), matching[0].name), 0
 
     def _speech_request(self, request: rtts.SynthesizeSpeechRequest) -> SpeechRequest:
         if request.HasField("zero_shot_data"):
@@ -108,9 +135,11 @@ class RivaServicer(rtts_grpc.RivaSpeechSynthesisServicer):
                 else str(request.encoding)
             )
             raise InvalidOptionError(f"encoding {name} is not supported; use one of {supported}")
+        voice, speaker = self._voice(request)
         return SpeechRequest(
             text=request.text,
-            voice=self._voice(request),
+            voice=voice,
+            speaker_id=speaker,
             audio=AudioRequest(ENCODING_FROM_RIVA[request.encoding], request.sample_rate_hz, 0),
             word_timestamps=request.enable_word_time_offsets,
         )
@@ -207,7 +236,7 @@ class RivaServicer(rtts_grpc.RivaSpeechSynthesisServicer):
                 model_name=riva_voice_name(voice),
                 parameters={
                     "language_code": riva_language(voice.info.language),
-                    "voice_name": riva_voice_name(voice),
+                    "voice_name": _riva_model(voice),
                     "subvoices": _subvoices(voice),
                     "sample_rate_hz": str(voice.info.sample_rate),
                     "syrinx_voice": voice.name,
@@ -217,9 +246,7 @@ class RivaServicer(rtts_grpc.RivaSpeechSynthesisServicer):
             if not wanted or wanted in (voice.name.lower(), riva_voice_name(voice).lower())
         ]
         if wanted and not configs:
-            raise VoiceNotFoundError(
-                request.model_name, [riva_voice_name(v) for v in voices] + [v.name for v in voices]
-            )
+            raise VoiceNotFoundError(request.model_name, _all_names(voices))
         return rtts.RivaSynthesisConfigResponse(model_config=configs)
 
 
