@@ -29,7 +29,14 @@ $(RIVA_STAMP): constraints/riva-client.txt
 	$(RIVA_VENV)/bin/python -m pip install --quiet -r constraints/riva-client.txt
 	touch $(RIVA_STAMP)
 
-install: $(STAMP) $(BUF) $(RIVA_STAMP)
+RIVA_OLDEST_VENV := .venv-riva-oldest
+RIVA_OLDEST_STAMP := $(RIVA_OLDEST_VENV)/.installed
+$(RIVA_OLDEST_STAMP): constraints/riva-client-oldest.txt
+	$(PYTHON) -m venv $(RIVA_OLDEST_VENV)
+	$(RIVA_OLDEST_VENV)/bin/python -m pip install --quiet -r constraints/riva-client-oldest.txt
+	touch $(RIVA_OLDEST_STAMP)
+
+install: $(STAMP) $(BUF) $(RIVA_STAMP) $(RIVA_OLDEST_STAMP)
 
 test: install
 	$(PY) -m pytest
@@ -127,4 +134,4 @@ bench-load: $(BENCH_STAMP)
 	$(PY) -m bench.load_bench --json bench-load.json --plot bench-load.png $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(RIVA_VENV) build *.egg-info
+	rm -rf $(VENV) $(RIVA_VENV) $(RIVA_OLDEST_VENV) build *.egg-info

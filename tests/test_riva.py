@@ -175,3 +175,24 @@ def test_what_syrinx_cannot_do_is_refused_clearly(server):
     assert configuration["code"] == "INVALID_ARGUMENT" and "exaggeration_factor" in configuration["details"]
     empty = riva(server, "synthesize", text="")
     assert empty["code"] == "INVALID_ARGUMENT"
+
+
+OLDEST_PYTHON = ROOT / ".venv-riva-oldest" / "bin" / "python"
+OLDEST_CLIENT = """
+import sys, riva.client
+tts = riva.client.SpeechSynthesisService(riva.client.Auth(uri=sys.argv[1]))
+print(sum(len(r.audio) for r in tts.synthesize_online(sys.argv[2], sample_rate_hz=22050)))
+"""
+
+
+@pytest.mark.skipif(not OLDEST_PYTHON.exists(), reason="the oldest client's venv is made by `make install`")
+def test_the_oldest_2x_client_whose_synthesize_online_sends_one_request(server):
+    """nvidia-riva-client 2.8.0: SynthesizeOnline was unary-request then (one request, half-closed)."""
+    result = subprocess.run(
+        [str(OLDEST_PYTHON), "-c", OLDEST_CLIENT, f"127.0.0.1:{server.running.port}", TEXT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert 2.0 < int(result.stdout) / 2 / 22050 < 4.5
