@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 BUF := node_modules/.bin/buf
 
-.PHONY: install test run say proto lint typecheck istio-schemas policy bench-engine gpu-kit bench-grpc bench-live bench-eager bench-riva bench-load bench-telemetry clean
+.PHONY: install test run say proto lint typecheck istio-schemas policy bench-engine gpu-kit bench-grpc bench-live bench-eager bench-riva compat bench-load bench-telemetry clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -94,6 +94,21 @@ policy: $(CHECKOV_VENV)/bin/checkov
 		-f build/k8s/cpu.yaml -f build/k8s/gpu.yaml -f build/k8s/canary.yaml
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework dockerfile -f Dockerfile
 
+# Pipecat's and LiveKit's NVIDIA TTS services against a real Syrinx, each in a venv of its own
+# (about 50 s each to install, once). Not part of `make test`: heavy, and its own check.
+.venv-pipecat/.installed: constraints/compat-pipecat.txt
+	$(PYTHON) -m venv .venv-pipecat
+	.venv-pipecat/bin/python -m pip install --quiet -r constraints/compat-pipecat.txt
+	touch $@
+
+.venv-livekit/.installed: constraints/compat-livekit.txt
+	$(PYTHON) -m venv .venv-livekit
+	.venv-livekit/bin/python -m pip install --quiet -r constraints/compat-livekit.txt
+	touch $@
+
+compat: $(STAMP) .venv-pipecat/.installed .venv-livekit/.installed
+	PYTHONPATH=. $(PY) tests/compat/run.py
+
 ROUNDS ?= 5
 bench-engine: $(STAMP)
 	$(PY) -m bench.engine_bench --rounds $(ROUNDS) $(BENCH_ARGS)
@@ -134,4 +149,4 @@ bench-load: $(BENCH_STAMP)
 	$(PY) -m bench.load_bench --json bench-load.json --plot bench-load.png $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(RIVA_VENV) $(RIVA_OLDEST_VENV) build *.egg-info
+	rm -rf $(VENV) $(RIVA_VENV) $(RIVA_OLDEST_VENV) .venv-pipecat .venv-livekit build *.egg-info
