@@ -19,8 +19,12 @@ import riva.client
 from google.protobuf import descriptor_pb2, json_format
 from riva.client.proto import riva_audio_pb2, riva_common_pb2, riva_tts_pb2, riva_tts_pb2_grpc
 
-# What Pipecat and NVIDIA's cloud clients send; Syrinx accepts it and never requires it.
-METADATA = [["function-id", "0149dedb-2be8-4195-b9a0-e57e0e14f972"], ["authorization", "Bearer None"]]
+# What Pipecat and NVIDIA's cloud clients send (a key may repeat); Syrinx accepts it and never requires it.
+METADATA = [
+    ["function-id", "0149dedb-2be8-4195-b9a0-e57e0e14f972"],
+    ["authorization", "Bearer None"],
+    ["authorization", "Bearer nvapi-placeholder"],
+]
 
 
 def describe(_: str, __: dict) -> dict:
