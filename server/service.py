@@ -165,8 +165,10 @@ class SynthesisService:
         return self._scheduler.active_streams
 
     def drain(self) -> None:
-        """Refuse new work from now on; calls in flight go on."""
+        """Refuse new work from now on; calls in flight go on, no longer held to real time, so that
+        they finish within the grace period when the engine can make their audio that fast."""
         self._draining = True
+        self._scheduler.unpace()
 
     async def close(self) -> None:
         await self._scheduler.close()

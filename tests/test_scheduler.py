@@ -322,3 +322,18 @@ def test_a_stream_with_audio_queued_before_it_yields_to_one_due_now_and_is_paced
         pass
     # At t = 1.5 the newcomer may run to 2.5 s of audio; the other's listener starts at 2 s, so 0.5 s.
     assert (produced(newcomer), produced(later)) == (25, 5)
+
+
+def test_unpaced_streams_run_on_past_real_time_newcomers_too():
+    scheduler = make(max_ahead_seconds=1.0)
+    driver = Driver(scheduler, frames=300)  # 3 s of audio
+    held = scheduler.add(0.0, FRAME)
+    while driver.step(0.0):
+        pass
+    assert sum(1 for s, _, _ in driver.delivered if s == held) == 11  # held back 1 s ahead of real time
+    scheduler.unpace()  # SIGTERM: finish what is in flight as fast as the engine allows
+    newcomer = scheduler.add(0.0, FRAME)
+    while driver.step(0.0):
+        pass
+    produced = {stream: sum(1 for s, _, _ in driver.delivered if s == stream) for stream in (held, newcomer)}
+    assert produced == {held: 30, newcomer: 30} and scheduler.active_streams == 0

@@ -22,7 +22,7 @@ START_TIMEOUT = 180
 
 
 class ServerProcess:
-    def __init__(self) -> None:
+    def __init__(self, drain_seconds: float = 60) -> None:
         self.process = subprocess.Popen(
             [
                 str(BIN / "syrinx-server"),
@@ -33,7 +33,7 @@ class ServerProcess:
                 "--metrics-port",
                 "0",
                 "--drain-seconds",
-                "60",
+                str(drain_seconds),
             ],
             stderr=subprocess.PIPE,
             text=True,
@@ -115,3 +115,28 @@ def test_sigterm_lets_the_stream_in_flight_finish_then_exits_0(server_process):
         stub.ListVoices(pb.ListVoicesRequest(), timeout=5)
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     channel.close()
+
+
+def test_sigterm_lets_a_fast_reader_finish_36_s_of_audio_within_a_20_s_grace():
+    """A draining server no longer holds streams to real time: paced, this stream would need
+    about 34 s more after SIGTERM and be cut off by the 20 s grace."""
+    from corpus import CORPUS
+
+    long_sentence = max(CORPUS, key=len)  # about 12 s of audio
+    server = ServerProcess(drain_seconds=20)
+    channel = grpc.insecure_channel(server.address)
+    try:
+        call = pb_grpc.SynthesizerStub(channel).StreamSynthesize(
+            pb.StreamSynthesizeRequest(text=" ".join([long_sentence] * 3), seed=1)
+        )
+        chunks = [next(call)]
+        server.process.send_signal(signal.SIGTERM)
+        chunks += list(call)  # read as fast as the client can
+        assert chunks[-1].final
+        assert sum(c.num_samples for c in chunks) / 22050 > 30
+        assert server.process.wait(timeout=60) == 0
+    finally:
+        channel.close()
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()

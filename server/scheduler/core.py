@@ -170,6 +170,7 @@ class Scheduler:
         self._windows = windows
         self._streams: dict[int, _Stream] = {}
         self._next_id = 0
+        self._unpaced = False  # draining: nobody waits for real time any more
 
     # -- admission ----------------------------------------------------------------------
 
@@ -194,8 +195,18 @@ class Scheduler:
             )
         stream_id = self._next_id
         self._next_id += 1
-        self._streams[stream_id] = _Stream(stream_id, now, seconds_per_frame, paced=paced, plays_at=now + plays_after)
+        self._streams[stream_id] = _Stream(
+            stream_id, now, seconds_per_frame, paced=paced and not self._unpaced, plays_at=now + plays_after
+        )
         return stream_id
+
+    def unpace(self) -> None:
+        """Stop holding streams back for being ahead of real time (a drain: every stream in flight
+        should finish as fast as the engine allows, before the grace period runs out). Earliest
+        due still goes first; the transport's backpressure still bounds what a slow reader holds."""
+        self._unpaced = True
+        for stream in self._streams.values():
+            stream.paced = False
 
     def abort(self, stream_id: int) -> None:
         """Forget a stream (cancelled, expired, failed or finished); work in flight is discarded on completion."""

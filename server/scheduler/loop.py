@@ -146,6 +146,11 @@ class SchedulerLoop:
         self._wake.set()
         return ScheduledStream(self, stream_id, job)
 
+    def unpace(self) -> None:
+        """Let every stream run as fast as the engine allows from now on (see :meth:`~.core.Scheduler.unpace`)."""
+        self._scheduler.unpace()
+        self._wake.set()
+
     def _sent(self, stream_id: int) -> None:
         self._scheduler.sent(stream_id)
         self._wake.set()
