@@ -14,8 +14,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from syrinx.riva import riva_tts_pb2_grpc as rtts_grpc
-from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
+from syrinx.riva import riva_tts_pb2 as rtts
+from syrinx.v1 import synthesizer_pb2 as pb
 
 from .config import ServerConfig, load_config
 from .engine import Engine, EngineConfig, VoiceCatalog
@@ -23,6 +23,7 @@ from .engine.errors import SyrinxError
 from .logs import configure_logging
 from .service import SynthesisService
 from .telemetry import Telemetry, TelemetryConfig, serving_telemetry
+from .transport.handlers import add_servicer
 from .transport.riva import RIVA_SERVICE_NAME, RivaServicer
 from .transport.servicer import SERVICE_NAME, SynthesizerServicer
 
@@ -60,9 +61,9 @@ async def create_server(
     telemetry = telemetry or Telemetry.create(TelemetryConfig(metrics_port=None), {})
     service = service or SynthesisService(config, telemetry)
     server = grpc.aio.server()
-    pb_grpc.add_SynthesizerServicer_to_server(SynthesizerServicer(service, telemetry), server)
+    add_servicer(server, SynthesizerServicer(service, telemetry), pb.DESCRIPTOR.services_by_name["Synthesizer"])
     # NVIDIA Riva's TTS protocol, a second adapter over the same service (docs/riva.md).
-    rtts_grpc.add_RivaSpeechSynthesisServicer_to_server(RivaServicer(service, telemetry), server)
+    add_servicer(server, RivaServicer(service, telemetry), rtts.DESCRIPTOR.services_by_name["RivaSpeechSynthesis"])
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

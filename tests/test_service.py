@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import io
+import logging
 import wave
 
 import av
@@ -438,3 +439,28 @@ def test_text_with_nothing_to_speak_is_invalid_argument_before_any_audio(server,
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "nothing to speak" in error.details()
     server.call(_until(lambda: server.running.service.active_streams == 0))  # its slot was released
+
+
+@pytest.mark.parametrize(
+    "method, kind",
+    [
+        ("/syrinx.v1.Synthesizer/Synthesize", "unary_unary"),
+        ("/syrinx.v1.Synthesizer/StreamSynthesize", "unary_stream"),
+        ("/syrinx.v1.Synthesizer/LiveSynthesize", "stream_stream"),
+        ("/nvidia.riva.tts.RivaSpeechSynthesis/Synthesize", "unary_unary"),
+        ("/nvidia.riva.tts.RivaSpeechSynthesis/SynthesizeOnline", "stream_stream"),
+    ],
+)
+def test_a_body_that_is_not_a_protobuf_is_invalid_argument_without_a_trace(server, caplog, method, kind):
+    body = b"\xff\xff\xff\xff"  # field 31, wire type 7: no valid message starts like this
+    call = getattr(server.channel, kind)(method)  # no serializers: the bytes go as they are
+    with caplog.at_level(logging.INFO), pytest.raises(grpc.RpcError) as caught:
+        if kind == "unary_unary":
+            call(body, timeout=10)
+        elif kind == "unary_stream":
+            list(call(body, timeout=10))
+        else:
+            list(call(iter([body]), timeout=10))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a valid" in caught.value.details() and "Traceback" not in caught.value.details()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

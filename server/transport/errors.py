@@ -30,6 +30,7 @@ from ..engine.errors import InvalidOptionError, InvalidTextError, VoiceNotFoundE
 from ..live import SessionIdleError
 from ..scheduler import OverCapacityError
 from ..service import UnavailableError
+from .handlers import MalformedRequest
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +78,31 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
         raise asyncio.CancelledError("the call ended before its status could be sent") from unsent
 
 
+def _checked(request: Any) -> Any:
+    """The request, or its stream of requests, with a body that did not parse raised as an error."""
+    if isinstance(request, MalformedRequest):
+        raise request.error()
+    if hasattr(request, "__aiter__"):
+
+        async def messages():
+            async for message in request:
+                if isinstance(message, MalformedRequest):
+                    raise message.error()
+                yield message
+
+        return messages()
+    return request
+
+
 def translate_errors(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a servicer method (unary or server-streaming) so errors leave through :data:`STATUS_BY_ERROR`."""
+    """Wrap a servicer method so errors leave through :data:`STATUS_BY_ERROR`, and a request body
+    that did not parse (``handlers.MalformedRequest``) is INVALID_ARGUMENT."""
     if inspect.isasyncgenfunction(method):
 
         @functools.wraps(method)
         async def streaming(self, request, context, *passed):
             try:
-                async for item in method(self, request, context, *passed):
+                async for item in method(self, _checked(request), context, *passed):
                     yield item
             except (grpc.aio.AbortError, GeneratorExit):
                 raise
@@ -96,7 +114,7 @@ def translate_errors(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     async def unary(self, request, context, *passed):
         try:
-            return await method(self, request, context, *passed)
+            return await method(self, _checked(request), context, *passed)
         except grpc.aio.AbortError:
             raise
         except Exception as error:
