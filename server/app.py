@@ -19,7 +19,7 @@ from syrinx.v1 import synthesizer_pb2 as pb
 
 from .config import ServerConfig, load_config
 from .engine import Engine, EngineConfig, VoiceCatalog
-from .engine.errors import SyrinxError
+from .engine.errors import StartupError, SyrinxError
 from .logs import configure_logging
 from .service import SynthesisService
 from .telemetry import Telemetry, TelemetryConfig, serving_telemetry
@@ -60,7 +60,8 @@ async def create_server(
     """
     telemetry = telemetry or Telemetry.create(TelemetryConfig(metrics_port=None), {})
     service = service or SynthesisService(config, telemetry)
-    server = grpc.aio.server()
+    # No SO_REUSEPORT: a second server on a port already in use must fail, not share it silently.
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     add_servicer(server, SynthesizerServicer(service, telemetry), pb.DESCRIPTOR.services_by_name["Synthesizer"])
     # NVIDIA Riva's TTS protocol, a second adapter over the same service (docs/riva.md).
     add_servicer(server, RivaServicer(service, telemetry), rtts.DESCRIPTOR.services_by_name["RivaSpeechSynthesis"])
@@ -75,7 +76,13 @@ async def create_server(
         ),
         server,
     )
-    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    try:
+        port = server.add_insecure_port(f"{config.host}:{config.port}")
+    except RuntimeError:  # grpc says only "Failed to bind"; the port is taken or not ours to bind
+        raise StartupError(
+            f"cannot listen on {config.host} port {config.port} (in use, or not allowed); "
+            "choose another with --port / SYRINX_PORT"
+        ) from None
     await server.start()
     running = RunningServer(server, port, health_servicer, service)
     await running.mark(health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -136,7 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging(config.log_level, config.log_format)
-    return asyncio.run(serve(config, os.environ))
+    try:
+        return asyncio.run(serve(config, os.environ))
+    except StartupError as exc:
+        log.error("start-up failed: %s", exc)
+        return 1
 
 
 if __name__ == "__main__":

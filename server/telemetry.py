@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from .engine.errors import InvalidOptionError
+from .engine.errors import InvalidOptionError, StartupError
 
 SCOPE = "syrinx.server"
 request_log = logging.getLogger("syrinx.requests")  # one summary line per finished RPC
@@ -285,5 +285,12 @@ def serving_telemetry(
 
     registry = CollectorRegistry()
     telemetry = Telemetry.create(config, environ, metric_readers=[PrometheusMetricReader(registry=registry)])
-    server, thread = start_http_server(config.metrics_port, addr=host.strip("[]") or "::", registry=registry)
+    try:
+        server, thread = start_http_server(config.metrics_port, addr=host.strip("[]") or "::", registry=registry)
+    except OSError as error:
+        telemetry.shutdown()
+        raise StartupError(
+            f"cannot serve metrics on port {config.metrics_port} ({error.strerror or error}); "
+            "choose another with --metrics-port / SYRINX_METRICS_PORT, or -1 for none"
+        ) from None
     return telemetry, MetricsEndpoint(server.server_port, server, thread)

@@ -140,3 +140,24 @@ def test_sigterm_lets_a_fast_reader_finish_36_s_of_audio_within_a_20_s_grace():
         if server.process.poll() is None:
             server.process.kill()
             server.process.wait()
+
+
+@pytest.mark.parametrize("flag", ["--port", "--metrics-port"])
+def test_a_port_in_use_is_one_line_naming_it_and_its_flag_and_a_non_zero_exit(flag):
+    import socket
+
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as taken:
+        taken.bind(("::", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        other = "--metrics-port" if flag == "--port" else "--port"
+        result = subprocess.run(
+            [str(BIN / "syrinx-server"), flag, str(port), other, "0", "--log-format", "text"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 1
+    (line,) = [line for line in result.stderr.splitlines() if "start-up failed" in line]
+    assert f"port {port}" in line and flag in line
+    assert "Traceback" not in result.stderr

@@ -54,3 +54,7 @@ class VoiceLoadError(SyrinxError):
         self.path = path
         self.problem = problem
         super().__init__(f"cannot load voice file {path}: {problem}")
+
+
+class StartupError(SyrinxError):
+    """The server cannot start as configured (a port taken, a file unreadable): one line for the operator."""
