@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any
@@ -46,3 +47,21 @@ class ServerThread:
         self.call(self.running.drain(0))
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+
+
+@contextlib.contextmanager
+def counted_decodes(service: SynthesisService):
+    """Count the engine's decode calls while the block runs: ``counts["decode"]``."""
+    engine = service._engine
+    counts = {"decode": 0}
+    original = engine.decode
+
+    def counting(windows):
+        counts["decode"] += 1
+        return original(windows)
+
+    engine.decode = counting
+    try:
+        yield counts
+    finally:
+        engine.decode = original

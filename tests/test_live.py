@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from service_fixtures import ServerThread
+from service_fixtures import ServerThread, counted_decodes
 from test_service import _until
 
 from syrinx.server.config import ServerConfig
@@ -143,16 +143,7 @@ def test_word_offsets_point_into_the_raw_text(server):
 
 def test_cancel_stops_the_audio_and_the_engine_work_and_a_new_utterance_follows_at_once(server):
     service = server.running.service
-    engine = service._engine
-    decodes = {"n": 0}
-    original = engine.decode
-
-    def counting(windows):
-        decodes["n"] += 1
-        return original(windows)
-
-    engine.decode = counting
-    try:
+    with counted_decodes(service) as decodes:
         long_text = " ".join(f"Sentence {i} keeps this answer going for a while." for i in range(40))
         feed = Feed(settings(), say("long", long_text), say("long", flush=True))
         call = server.stub.LiveSynthesize(iter(feed))
@@ -163,9 +154,7 @@ def test_cancel_stops_the_audio_and_the_engine_work_and_a_new_utterance_follows_
         feed.close()
         responses += list(call)
         server.call(_until(lambda: service.active_streams == 0))
-        after = decodes["n"]
-    finally:
-        engine.decode = original
+        after = decodes["decode"]
     cancelled_at = next(i for i, r in enumerate(responses) if r.cancelled)
     assert responses[cancelled_at].utterance_id == "long"
     assert not any(r.utterance_id == "long" for r in responses[cancelled_at + 1 :])

@@ -15,7 +15,7 @@ from pathlib import Path
 import av
 import pytest
 from google.protobuf import descriptor_pb2, json_format
-from service_fixtures import ServerThread
+from service_fixtures import ServerThread, counted_decodes
 from test_service import _until
 
 from syrinx.riva import riva_audio_pb2, riva_common_pb2, riva_tts_pb2
@@ -123,22 +123,11 @@ def test_a_stitched_call_hears_audio_before_its_second_request(server):
 
 def test_cancelling_a_stitched_call_stops_the_engine_work(server):
     service = server.running.service
-    engine = service._engine
-    decodes = {"n": 0}
-    original = engine.decode
-
-    def counting(windows):
-        decodes["n"] += 1
-        return original(windows)
-
-    engine.decode = counting
-    try:
+    with counted_decodes(service) as decodes:
         long_text = " ".join(f"Sentence {i} keeps this answer going for a while." for i in range(40))
         riva(server, "stitched", texts=[long_text], cancel_after_first=True, sample_rate_hz=22050)
         server.call(_until(lambda: service.active_streams == 0))
-        assert decodes["n"] < 40, "the cancelled call kept synthesizing"
-    finally:
-        engine.decode = original
+        assert decodes["decode"] < 40, "the cancelled call kept synthesizing"
 
 
 def test_word_time_offsets(server):

@@ -15,7 +15,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
-from service_fixtures import ServerThread
+from service_fixtures import ServerThread, counted_decodes
 
 from syrinx.server.audio import AudioEncoderStream, AudioRequest, Encoding, encode_whole, pcm16
 from syrinx.server.config import ServerConfig
@@ -340,16 +340,7 @@ def test_reflection_lists_the_services(server):
 
 def test_cancelled_stream_stops_engine_work(server):
     service = server.running.service
-    engine = service._engine
-    calls = {"decode": 0}
-    original = engine.decode
-
-    def counting(windows):
-        calls["decode"] += 1
-        return original(windows)
-
-    engine.decode = counting
-    try:
+    with counted_decodes(service) as calls:
         long_text = " ".join(f"Sentence {i} keeps this answer going for a long while." for i in range(60))
         call = server.stub.StreamSynthesize(stream_request(long_text))
         next(call), next(call)
@@ -364,8 +355,6 @@ def test_cancelled_stream_stops_engine_work(server):
         assert calls["decode"] - after_cancel == 2 * short_steps
         total_windows = 60 * 3  # each sentence takes several windows
         assert after_cancel < total_windows / 4, "the cancelled stream kept synthesizing"
-    finally:
-        engine.decode = original
 
 
 async def _until(condition, timeout: float = 30.0) -> None:

@@ -121,14 +121,15 @@ class RivaServicer(rtts_grpc.RivaSpeechSynthesisServicer):
             raise InvalidOptionError("zero_shot_data (voice cloning) is not supported: Piper voices cannot clone")
         if request.custom_dictionary:
             raise InvalidOptionError(
-                "custom_dictionary is not supported yet; spell the words as they are said, or use syrinx.v1"
+                "custom_dictionary is not supported yet (pronunciation lexicons are to come); "
+                "spell the words as they are said"
             )
         if request.custom_configuration:
             raise InvalidOptionError(
                 f"custom_configuration is not supported (got {listed(sorted(request.custom_configuration))}); send none"
             )
         if request.encoding not in ENCODING_FROM_RIVA:
-            supported = "LINEAR_PCM, MULAW, ALAW, OGGOPUS"
+            supported = ", ".join(riva_audio.AudioEncoding.Name(e) for e in ENCODING_FROM_RIVA if e)
             name = (
                 riva_audio.AudioEncoding.Name(request.encoding)
                 if request.encoding in riva_audio.AudioEncoding.values()
