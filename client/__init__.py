@@ -2,5 +2,6 @@
 
 from .client import AudioStream, SyrinxClient
 from .live import LiveEvent, LiveSession
+from .security import Security
 
-__all__ = ["AudioStream", "LiveEvent", "LiveSession", "SyrinxClient"]
+__all__ = ["AudioStream", "LiveEvent", "LiveSession", "Security", "SyrinxClient"]

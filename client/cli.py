@@ -15,8 +15,24 @@ from syrinx.v1 import synthesizer_pb2 as pb
 
 from .client import DEFAULT_ADDRESS, SyrinxClient
 from .live import LiveSession
+from .security import Security
 
 UTTERANCE = "stdin"  # `syrinx live` speaks its input as one utterance
+
+
+def _security(args: argparse.Namespace) -> Security:
+    """TLS from the flags; the token from --token-file or SYRINX_TOKEN (never a flag: argv is visible to all)."""
+    token = os.environ.get("SYRINX_TOKEN") or None
+    if args.token_file:
+        with open(args.token_file, encoding="utf-8") as f:
+            token = f.read().strip()
+    return Security(
+        tls=args.tls, ca_file=args.tls_ca_file, cert_file=args.tls_cert_file, key_file=args.tls_key_file, token=token
+    )
+
+
+def _client(args: argparse.Namespace) -> SyrinxClient:
+    return SyrinxClient(args.address, security=_security(args))
 
 
 def _serve(args: argparse.Namespace, rest: list[str]) -> int:
@@ -26,7 +42,7 @@ def _serve(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _say(args: argparse.Namespace, rest: list[str]) -> int:
-    with SyrinxClient(args.address) as client:
+    with _client(args) as client:
         reply = client.synthesize(
             args.text,
             voice=args.voice,
@@ -55,7 +71,7 @@ def _stream(args: argparse.Namespace, rest: list[str]) -> int:
     started = time.perf_counter()
     first = None
     try:
-        with SyrinxClient(args.address) as client:
+        with _client(args) as client:
             stream = client.stream(
                 args.text, voice=args.voice, speaking_rate=args.rate, seed=args.seed, audio_config=_audio_config(args)
             )
@@ -86,6 +102,7 @@ async def _live_session(args: argparse.Namespace) -> int:
     first_text: float | None = None
     live = await LiveSession.open(
         args.address,
+        security=_security(args),
         voice=args.voice,
         audio_config=_audio_config(args),
         speaking_rate=args.rate,
@@ -130,7 +147,7 @@ async def _live_session(args: argparse.Namespace) -> int:
 
 
 def _voices(args: argparse.Namespace, rest: list[str]) -> int:
-    with SyrinxClient(args.address) as client:
+    with _client(args) as client:
         reply = client.voices()
     for voice in reply.voices:
         mark = " (default)" if voice.name == reply.default_voice else ""
@@ -140,7 +157,7 @@ def _voices(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _health(args: argparse.Namespace, rest: list[str]) -> int:
-    with SyrinxClient(args.address) as client:
+    with _client(args) as client:
         status = client.health(args.service)
     print(status)
     return 0 if status == "SERVING" else 1
@@ -149,6 +166,11 @@ def _health(args: argparse.Namespace, rest: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="syrinx", description=__doc__)
     parser.add_argument("--address", default=DEFAULT_ADDRESS, help=f"server address (default {DEFAULT_ADDRESS})")
+    parser.add_argument("--tls", action="store_true", help="connect with TLS, trusting the system's CAs")
+    parser.add_argument("--tls-ca-file", help="connect with TLS, trusting this PEM CA certificate")
+    parser.add_argument("--tls-cert-file", help="PEM client certificate, for a server that wants mTLS")
+    parser.add_argument("--tls-key-file", help="PEM private key of --tls-cert-file")
+    parser.add_argument("--token-file", help="file holding a bearer token to send (or set SYRINX_TOKEN)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the server (flags: syrinx serve --help)", add_help=False).set_defaults(
         run=_serve
@@ -185,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     if rest and args.command != "serve":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command != "serve" and (args.tls_cert_file is None) != (args.tls_key_file is None):
+        parser.error("--tls-cert-file and --tls-key-file go together")
     try:
         return args.run(args, rest)
     except grpc.RpcError as error:

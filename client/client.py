@@ -6,13 +6,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from syrinx.v1 import synthesizer_pb2 as pb
 from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
 from .live import LiveSession
+from .security import PLAINTEXT, Security
 
 DEFAULT_ADDRESS = "localhost:50051"
 
@@ -35,11 +35,15 @@ class AudioStream:
 
 
 class SyrinxClient:
-    def __init__(self, address: str = DEFAULT_ADDRESS, timeout: float | None = None) -> None:
+    def __init__(
+        self, address: str = DEFAULT_ADDRESS, timeout: float | None = None, security: Security = PLAINTEXT
+    ) -> None:
         self.address = address
-        self.channel = grpc.insecure_channel(address)
+        self.security = security
+        self.channel = security.channel(address)
         self.stub = pb_grpc.SynthesizerStub(self.channel)
         self.timeout = timeout
+        self._metadata = security.metadata
 
     def close(self) -> None:
         self.channel.close()
@@ -64,7 +68,7 @@ class SyrinxClient:
         )
         if seed is not None:
             request.seed = seed
-        return AudioStream(self.stub.StreamSynthesize(request, timeout=self.timeout))
+        return AudioStream(self.stub.StreamSynthesize(request, timeout=self.timeout, metadata=self._metadata))
 
     def synthesize(
         self,
@@ -84,14 +88,14 @@ class SyrinxClient:
         )
         if seed is not None:
             request.seed = seed
-        return self.stub.Synthesize(request, timeout=self.timeout)
+        return self.stub.Synthesize(request, timeout=self.timeout, metadata=self._metadata)
 
     async def live(self, **settings: Any) -> LiveSession:
         """A ``LiveSynthesize`` session (asyncio, on a channel of its own): see :class:`LiveSession`."""
-        return await LiveSession.open(self.address, timeout=self.timeout, **settings)
+        return await LiveSession.open(self.address, timeout=self.timeout, security=self.security, **settings)
 
     def voices(self) -> pb.ListVoicesResponse:
-        return self.stub.ListVoices(pb.ListVoicesRequest(), timeout=self.timeout)
+        return self.stub.ListVoices(pb.ListVoicesRequest(), timeout=self.timeout, metadata=self._metadata)
 
     def health(self, service: str = "") -> str:
         """``SERVING``, ``NOT_SERVING`` or another status name of the standard health protocol."""

@@ -26,6 +26,8 @@ import grpc
 from syrinx.v1 import synthesizer_pb2 as pb
 from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
+from .security import PLAINTEXT, Security
+
 
 @dataclass(frozen=True)
 class LiveEvent:
@@ -78,9 +80,10 @@ class LiveSession:
         segmentation: pb.Segmentation | None = None,
         request_id: str = "",
         timeout: float | None = None,
+        security: Security = PLAINTEXT,
     ) -> LiveSession:
-        channel = grpc.aio.insecure_channel(address)
-        call = pb_grpc.SynthesizerStub(channel).LiveSynthesize(timeout=timeout)
+        channel = security.aio_channel(address)
+        call = pb_grpc.SynthesizerStub(channel).LiveSynthesize(timeout=timeout, metadata=security.metadata)
         settings = pb.LiveSettings(
             voice=voice,
             audio_config=audio_config,

@@ -21,11 +21,14 @@ from .config import ServerConfig, load_config
 from .engine import Engine, EngineConfig, VoiceCatalog
 from .engine.errors import StartupError, SyrinxError
 from .logs import configure_logging
+from .security.watched_file import CredentialFileError
 from .service import SynthesisService
 from .telemetry import Telemetry, TelemetryConfig, serving_telemetry
+from .transport.auth import TokenAuthInterceptor
 from .transport.handlers import add_servicer
 from .transport.riva import RIVA_SERVICE_NAME, RivaServicer
 from .transport.servicer import SERVICE_NAME, SynthesizerServicer
+from .transport.tls import ReloadingCredentials
 
 log = logging.getLogger("syrinx.server")
 
@@ -38,6 +41,10 @@ class RunningServer:
     port: int
     health: health.aio.HealthServicer
     service: SynthesisService
+    health_server: grpc.aio.Server | None = None  # the plaintext, health-only port (--health-port)
+    health_port: int | None = None
+    tls: ReloadingCredentials | None = None
+    auth: TokenAuthInterceptor | None = None
 
     async def mark(self, status: int) -> None:
         for name in (OVERALL, SERVICE_NAME, RIVA_SERVICE_NAME):
@@ -48,6 +55,8 @@ class RunningServer:
         self.service.drain()
         await self.health.enter_graceful_shutdown()  # every name NOT_SERVING, watchers told
         await self.server.stop(grace)
+        if self.health_server is not None:  # probes see NOT_SERVING until the very end
+            await self.health_server.stop(0)
         await self.service.close()
 
 
@@ -59,9 +68,18 @@ async def create_server(
     Without ``telemetry`` its spans and metrics are made and dropped (no exporter, no endpoint).
     """
     telemetry = telemetry or Telemetry.create(TelemetryConfig(metrics_port=None), {})
+    # Credentials first: a bad file fails start-up, naming its flag, before anything listens.
+    try:
+        tls = ReloadingCredentials(config.tls) if config.tls is not None else None  # its errors name their flag
+    except CredentialFileError as error:
+        raise StartupError(str(error)) from None
+    try:
+        auth = TokenAuthInterceptor(config.auth) if config.auth.tokens_file is not None else None
+    except CredentialFileError as error:
+        raise StartupError(f"--auth-tokens-file: {error}") from None
     service = service or SynthesisService(config, telemetry)
     # No SO_REUSEPORT: a second server on a port already in use must fail, not share it silently.
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], interceptors=[auth] if auth else None)
     add_servicer(server, SynthesizerServicer(service, telemetry), pb.DESCRIPTOR.services_by_name["Synthesizer"])
     # NVIDIA Riva's TTS protocol, a second adapter over the same service (docs/riva.md).
     add_servicer(server, RivaServicer(service, telemetry), rtts.DESCRIPTOR.services_by_name["RivaSpeechSynthesis"])
@@ -76,17 +94,37 @@ async def create_server(
         ),
         server,
     )
-    try:
-        port = server.add_insecure_port(f"{config.host}:{config.port}")
-    except RuntimeError:  # grpc says only "Failed to bind"; the port is taken or not ours to bind
-        raise StartupError(
-            f"cannot listen on {config.host} port {config.port} (in use, or not allowed); "
-            "choose another with --port / SYRINX_PORT"
-        ) from None
+    address = f"{config.host}:{config.port}"
+    port = _bind(
+        lambda: server.add_secure_port(address, tls.credentials) if tls else server.add_insecure_port(address),
+        config.host,
+        config.port,
+        "--port / SYRINX_PORT",
+    )
+    health_server, health_port = None, None
+    if config.health_port is not None:
+        health_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+        health_port = _bind(
+            lambda: health_server.add_insecure_port(f"{config.host}:{config.health_port}"),
+            config.host,
+            config.health_port,
+            "--health-port / SYRINX_HEALTH_PORT",
+        )
+        await health_server.start()
     await server.start()
-    running = RunningServer(server, port, health_servicer, service)
+    running = RunningServer(server, port, health_servicer, service, health_server, health_port, tls, auth)
     await running.mark(health_pb2.HealthCheckResponse.NOT_SERVING)
     return running
+
+
+def _bind(add_port: Callable[[], int], host: str, port: int, flag: str) -> int:
+    try:
+        return add_port()
+    except RuntimeError:  # grpc says only "Failed to bind"; the port is taken or not ours to bind
+        raise StartupError(
+            f"cannot listen on {host} port {port} (in use, or not allowed); choose another with {flag}"
+        ) from None
 
 
 async def make_ready(running: RunningServer) -> None:
@@ -114,7 +152,14 @@ async def serve(
 
 async def _serve(config: ServerConfig, telemetry: Telemetry, service: SynthesisService) -> int:
     running = await create_server(config, service, telemetry)
-    log.info("listening on port %d; loading voices", running.port)
+    log.info(
+        "listening on port %d (%s%s); loading voices",
+        running.port,
+        "plaintext" if config.tls is None else ("mTLS" if config.tls.client_ca_file else "TLS"),
+        ", bearer tokens" if running.auth else "",
+    )
+    if running.health_port is not None:
+        log.info("health (plaintext) on port %d", running.health_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

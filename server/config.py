@@ -17,6 +17,28 @@ DEFAULT_PORT = 50051
 
 
 @dataclass(frozen=True)
+class TlsConfig:
+    """TLS on the gRPC port (PEM files); with ``client_ca_file``, mTLS: clients need a certificate it signed."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Bearer tokens (docs/security.md): every RPC but health needs one when ``tokens_file`` is set."""
+
+    tokens_file: Path | None = None
+    max_streams_per_token: int = 0  # 0: no cap beyond the server's own; a token's line may set its own
+    reflection_needs_token: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_streams_per_token < 0:
+            raise InvalidOptionError(f"max streams per token must be >= 0, got {self.max_streams_per_token}")
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     host: str = "[::]"
     port: int = DEFAULT_PORT  # 0 picks a free port (tests)
@@ -29,6 +51,10 @@ class ServerConfig:
     live_idle_seconds: float = 300.0
     log_level: str = "INFO"
     log_format: str = "json"
+    tls: TlsConfig | None = None
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    # A plaintext port that serves grpc.health.v1 only: the kubelet's gRPC probe cannot do TLS.
+    health_port: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -41,6 +67,8 @@ class ServerConfig:
             raise InvalidOptionError(f"live idle limit must be > 0 seconds, got {self.live_idle_seconds}")
         if self.drain_seconds < 0:
             raise InvalidOptionError(f"drain grace must be >= 0 seconds, got {self.drain_seconds}")
+        if self.health_port is not None and not 0 <= self.health_port <= 65535:
+            raise InvalidOptionError(f"health port must be 0-65535 (or -1 for none), got {self.health_port}")
 
 
 # flag name -> (environment variable, type, help)
@@ -94,6 +122,33 @@ _SETTINGS = {
         int,
         "Prometheus /metrics port (default 9464; 0 picks one; -1 serves none)",
     ),
+    "tls_cert_file": ("SYRINX_TLS_CERT_FILE", str, "PEM certificate chain: serve TLS (reloaded when it changes)"),
+    "tls_key_file": ("SYRINX_TLS_KEY_FILE", str, "PEM private key of --tls-cert-file"),
+    "tls_client_ca_file": (
+        "SYRINX_TLS_CLIENT_CA_FILE",
+        str,
+        "PEM CA certificate(s): mTLS, clients must present a certificate one of them signed",
+    ),
+    "health_port": (
+        "SYRINX_HEALTH_PORT",
+        int,
+        "plaintext port serving only grpc.health.v1, for probes that cannot do TLS (default -1: none; 0 picks one)",
+    ),
+    "auth_tokens_file": (
+        "SYRINX_AUTH_TOKENS_FILE",
+        str,
+        "bearer tokens (or sha256: hashes), one per line: every RPC but health needs one (reloaded on change)",
+    ),
+    "max_streams_per_token": (
+        "SYRINX_MAX_STREAMS_PER_TOKEN",
+        int,
+        "concurrent calls one token may hold (default 0: no cap beyond --max-streams)",
+    ),
+    "reflection_needs_token": (
+        "SYRINX_REFLECTION_NEEDS_TOKEN",
+        int,
+        "with --auth-tokens-file: 1 (default) reflection needs a token too, 0 leaves it open",
+    ),
 }
 
 
@@ -139,12 +194,38 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> ServerC
         telemetry["metrics_port"] = None if port == -1 else port
     if "log_text" in values:
         telemetry["log_text"] = bool(values.pop("log_text"))
+    if "health_port" in values and values["health_port"] == -1:
+        values["health_port"] = None
     return ServerConfig(
         engine=engine,
         scheduler=scheduler_defaults(engine.device, **scheduler),
         telemetry=TelemetryConfig(**telemetry),
+        tls=_tls_config(values),
+        auth=_auth_config(values),
         **values,
     )
+
+
+def _tls_config(values: dict[str, Any]) -> TlsConfig | None:
+    cert, key = values.pop("tls_cert_file", None), values.pop("tls_key_file", None)
+    client_ca = values.pop("tls_client_ca_file", None)
+    if (cert is None) != (key is None):
+        raise InvalidOptionError("--tls-cert-file and --tls-key-file go together: give both, or neither")
+    if cert is None:
+        if client_ca is not None:
+            raise InvalidOptionError("--tls-client-ca-file needs --tls-cert-file and --tls-key-file (mTLS is TLS)")
+        return None
+    return TlsConfig(Path(cert), Path(key), Path(client_ca) if client_ca else None)
+
+
+def _auth_config(values: dict[str, Any]) -> AuthConfig:
+    tokens_file = values.pop("auth_tokens_file", None)
+    settings: dict[str, Any] = {}
+    if "max_streams_per_token" in values:
+        settings["max_streams_per_token"] = values.pop("max_streams_per_token")
+    if "reflection_needs_token" in values:
+        settings["reflection_needs_token"] = bool(values.pop("reflection_needs_token"))
+    return AuthConfig(tokens_file=Path(tokens_file) if tokens_file else None, **settings)
 
 
 # A GPU batches far more streams per step than two CPU cores (docs/scheduler.md).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import queue
 import sys
 import threading
@@ -38,7 +39,18 @@ def describe(_: str, __: dict) -> dict:
 
 
 def _service(address: str) -> riva.client.SpeechSynthesisService:
-    auth = riva.client.Auth(uri=address, use_ssl=False, metadata_args=METADATA)
+    """Plaintext, or what the caller set: RIVA_TEST_ROOT_CERT (TLS), RIVA_TEST_CLIENT_CERT and
+    RIVA_TEST_CLIENT_KEY (mTLS), RIVA_TEST_TOKEN (sent after the placeholders, as Pipecat's api_key is)."""
+    env = os.environ
+    token = env.get("RIVA_TEST_TOKEN")
+    auth = riva.client.Auth(
+        uri=address,
+        use_ssl="RIVA_TEST_ROOT_CERT" in env,
+        ssl_root_cert=env.get("RIVA_TEST_ROOT_CERT"),
+        ssl_client_cert=env.get("RIVA_TEST_CLIENT_CERT"),
+        ssl_client_key=env.get("RIVA_TEST_CLIENT_KEY"),
+        metadata_args=METADATA + ([["authorization", f"Bearer {token}"]] if token else []),
+    )
     return riva.client.SpeechSynthesisService(auth)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -39,12 +40,15 @@ def server():
     running.stop()
 
 
-def riva(server, command: str, **args) -> dict:
+def riva(server, command: str, _address: str | None = None, _env: dict | None = None, **args) -> dict:
+    """Run the real client's ``command`` against ``server`` (``_env``: its TLS and token settings)."""
+    address = _address or f"127.0.0.1:{server.running.port}"
     result = subprocess.run(
-        [str(RIVA_PYTHON), str(SCRIPT), command, f"127.0.0.1:{server.running.port}", json.dumps(args)],
+        [str(RIVA_PYTHON), str(SCRIPT), command, address, json.dumps(args)],
         capture_output=True,
         text=True,
         timeout=120,
+        env={**os.environ, **(_env or {})},
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -185,3 +189,44 @@ def test_the_oldest_2x_client_whose_synthesize_online_sends_one_request(server):
     )
     assert result.returncode == 0, result.stderr
     assert 2.0 < int(result.stdout) / 2 / 22050 < 4.5
+
+
+def test_the_real_client_over_mtls_with_a_bearer_token(tmp_path):
+    """What a deployment outside a mesh runs: Riva's own client with its ssl_root_cert, client
+    certificate and key, and the token in metadata after Pipecat's placeholder values."""
+    import trustme
+
+    from syrinx.server.config import AuthConfig, TlsConfig
+
+    ca = trustme.CA()
+    paths = {name: tmp_path / name for name in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
+    ca.cert_pem.write_to_path(str(paths["ca.pem"]))
+    for who, cert in (("server", ca.issue_cert("localhost")), ("client", ca.issue_cert("bot.example.org"))):
+        cert.cert_chain_pems[0].write_to_path(str(paths[f"{who}.pem"]))
+        cert.private_key_pem.write_to_path(str(paths[f"{who}.key"]))
+    token = "riva-client-token-0123456789"
+    (tmp_path / "tokens").write_text(token + "\n")
+    config = ServerConfig(
+        host="127.0.0.1",
+        port=0,
+        tls=TlsConfig(paths["server.pem"], paths["server.key"], paths["ca.pem"]),
+        auth=AuthConfig(tokens_file=tmp_path / "tokens"),
+    )
+    secured = ServerThread(config)
+    try:
+        secured.make_ready()
+        address = f"localhost:{secured.running.port}"
+        env = {
+            "RIVA_TEST_ROOT_CERT": str(paths["ca.pem"]),
+            "RIVA_TEST_CLIENT_CERT": str(paths["client.pem"]),
+            "RIVA_TEST_CLIENT_KEY": str(paths["client.key"]),
+        }
+        refused = riva(secured, "synthesize", _address=address, _env=env, text=TEXT)
+        assert refused["code"] == "UNAUTHENTICATED"
+        env["RIVA_TEST_TOKEN"] = token
+        pcm = audio(riva(secured, "synthesize", _address=address, _env=env, text=TEXT, sample_rate_hz=16000))
+        assert 2.0 < seconds_of_pcm(pcm, 16000) < 4.5
+        streamed = riva(secured, "online", _address=address, _env=env, text=TEXT, sample_rate_hz=16000)
+        assert 2.0 < seconds_of_pcm(audio(streamed), 16000) < 4.5
+    finally:
+        secured.stop()

@@ -161,3 +161,34 @@ def test_a_port_in_use_is_one_line_naming_it_and_its_flag_and_a_non_zero_exit(fl
     (line,) = [line for line in result.stderr.splitlines() if "start-up failed" in line]
     assert f"port {port}" in line and flag in line
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--tls-cert-file", "{missing}", "--tls-key-file", "{missing}"], "--tls-cert-file"),
+        (["--tls-cert-file", "{garbage}", "--tls-key-file", "{garbage}"], "--tls-cert-file/--tls-key-file"),
+        (["--auth-tokens-file", "{missing}"], "--auth-tokens-file"),
+        (["--auth-tokens-file", "{short_token}"], "--auth-tokens-file"),
+        (["--voices-dir", "{missing}"], "--voices-dir"),
+    ],
+    ids=["cert-missing", "cert-not-pem", "tokens-missing", "tokens-bad-line", "voices-dir-missing"],
+)
+def test_an_unusable_file_is_one_line_naming_its_flag_and_a_non_zero_exit(tmp_path, flags, named):
+    files = {"missing": tmp_path / "nope", "garbage": tmp_path / "garbage.pem", "short_token": tmp_path / "tokens"}
+    files["garbage"].write_text("not a certificate\n")
+    files["short_token"].write_text("# ops\nsecret-1\n")
+    args = [flag.format(**files) for flag in flags]
+    result = subprocess.run(
+        [str(BIN / "syrinx-server"), "--port", "0", "--metrics-port", "-1", "--log-format", "text", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 1, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "start-up failed" in line]
+    assert named in line
+    assert "Traceback" not in result.stderr
+    assert "secret-1" not in result.stderr  # a bad line is named by its number, never quoted
+    if named == "--auth-tokens-file":
+        assert "line 2" in line or "cannot read" in line

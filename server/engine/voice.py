@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any
 import torch
 
 from .config import EngineConfig
-from .errors import InvalidOptionError, VoiceLoadError, VoiceNotFoundError
+from .errors import InvalidOptionError, StartupError, VoiceLoadError, VoiceNotFoundError
 from .onnx_voice import read_voice_network
 from .phonemizer import Phonemizer, PiperPhonemizer
 from .vits.architecture import ArchitectureError
@@ -194,8 +195,11 @@ def default_voice_files() -> VoiceFiles:
 
 def discover_voice_files(directory: Path) -> list[VoiceFiles]:
     """Every ``NAME.onnx`` with its ``NAME.onnx.json`` under ``directory`` (recursively)."""
+    flag = "--voices-dir / SYRINX_VOICES_DIR"
     if not directory.is_dir():
-        raise VoiceLoadError(str(directory), "voices directory does not exist or is not a directory")
+        raise StartupError(f"{flag}: {directory} does not exist or is not a directory")
+    if not os.access(directory, os.R_OK | os.X_OK):  # rglob would find nothing in it, silently
+        raise StartupError(f"{flag}: {directory} cannot be read (permission denied)")
     found = []
     for model_path in sorted(directory.rglob("*.onnx")):
         found.append(VoiceFiles(model_path.stem, model_path, model_path.with_name(model_path.name + ".json")))
