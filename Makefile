@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 BUF := node_modules/.bin/buf
 
-.PHONY: install test run say proto lint typecheck istio-schemas policy bench-engine gpu-kit bench-grpc bench-live bench-eager bench-riva compat bench-load bench-telemetry clean
+.PHONY: install test run say proto lint typecheck istio-schemas cert-manager-schemas policy bench-engine gpu-kit bench-grpc bench-live bench-eager bench-riva compat bench-load bench-telemetry clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -78,8 +78,14 @@ typecheck: $(STAMP)
 
 # The Istio CRD schemas the deployment tests validate against (k8s/schemas/, from istio/api).
 ISTIO_API_COMMIT ?= b8f8791d9653b2edc77a071d48887e582cfe84bf
+CERT_MANAGER_COMMIT ?= 2d0d7f7f74241a9cbf79f0e2a7bb247238ee09fd
 istio-schemas: $(STAMP)
-	$(PY) k8s/schemas/refresh.py --commit $(ISTIO_API_COMMIT) $(if $(ISTIO_CRDS_SOURCE),--source $(ISTIO_CRDS_SOURCE))
+	$(PY) k8s/schemas/refresh.py istio --commit $(ISTIO_API_COMMIT) $(if $(ISTIO_CRDS_SOURCE),--source $(ISTIO_CRDS_SOURCE))
+
+# The same for cert-manager's Certificate CRD (overlays/secure); CERT_MANAGER_CRDS_SOURCE= reads a local copy.
+cert-manager-schemas: $(STAMP)
+	$(PY) k8s/schemas/refresh.py cert-manager --commit $(CERT_MANAGER_COMMIT) \
+		$(if $(CERT_MANAGER_CRDS_SOURCE),--source $(CERT_MANAGER_CRDS_SOURCE))
 
 # Policy scan of the rendered manifests and the Dockerfile (checkov, in its own venv: it is large).
 CHECKOV_VENV := .venv-checkov
@@ -89,9 +95,9 @@ $(CHECKOV_VENV)/bin/checkov:
 
 policy: $(CHECKOV_VENV)/bin/checkov
 	mkdir -p build/k8s
-	for overlay in cpu gpu canary; do kubectl kustomize k8s/overlays/$$overlay > build/k8s/$$overlay.yaml; done
+	for overlay in cpu gpu canary secure; do kubectl kustomize k8s/overlays/$$overlay > build/k8s/$$overlay.yaml; done
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework kubernetes \
-		-f build/k8s/cpu.yaml -f build/k8s/gpu.yaml -f build/k8s/canary.yaml
+		-f build/k8s/cpu.yaml -f build/k8s/gpu.yaml -f build/k8s/canary.yaml -f build/k8s/secure.yaml
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework dockerfile -f Dockerfile
 
 # Pipecat's and LiveKit's NVIDIA TTS services against a real Syrinx, each in a venv of its own

@@ -26,9 +26,11 @@ from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
-ISTIO_CRDS = K8S / "schemas" / "istio-crds.yaml"  # made by k8s/schemas/refresh.py (`make istio-schemas`)
+# Made by k8s/schemas/refresh.py (`make istio-schemas`, `make cert-manager-schemas`).
+ISTIO_CRDS = K8S / "schemas" / "istio-crds.yaml"
+CERT_MANAGER_CRDS = K8S / "schemas" / "cert-manager-crds.yaml"
 KUBERNETES_VERSION = "1.32.0"
-OVERLAYS = ["cpu", "gpu", "canary"]
+OVERLAYS = ["cpu", "gpu", "canary", "secure"]
 # Kinds whose schema comes with an operator, not with Kubernetes or Istio: checked by hand below.
 OPERATOR_KINDS = {("monitoring.coreos.com", "ServiceMonitor")}
 
@@ -49,10 +51,14 @@ def group_of(obj: dict) -> str:
     return obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
 
 
+def has_crd(group: str) -> bool:
+    return group.endswith("istio.io") or group == "cert-manager.io"
+
+
 @cache
-def istio_schemas() -> dict[tuple[str, str, str], dict]:
+def crd_schemas() -> dict[tuple[str, str, str], dict]:
     schemas = {}
-    for crd in yaml.safe_load_all(ISTIO_CRDS.read_text()):
+    for crd in [*yaml.safe_load_all(ISTIO_CRDS.read_text()), *yaml.safe_load_all(CERT_MANAGER_CRDS.read_text())]:
         if not crd or crd.get("kind") != "CustomResourceDefinition":
             continue
         for version in crd["spec"]["versions"]:
@@ -66,10 +72,10 @@ def test_every_rendered_object_validates_against_its_schema(path):
     checked = 0
     for obj in render(path):
         group, kind = group_of(obj), obj["kind"]
-        if group.endswith("istio.io"):
+        if has_crd(group):
             key = (group, obj["apiVersion"].split("/")[1], kind)
-            assert key in istio_schemas(), f"no CRD for {key} in {ISTIO_CRDS}: run `make istio-schemas`"
-            schema = istio_schemas()[key]
+            assert key in crd_schemas(), f"no CRD for {key} in k8s/schemas: run `make istio-schemas` or the like"
+            schema = crd_schemas()[key]
             jsonschema.validate(obj, schema)  # raises with the path of the first error
             # Strictness the CRD schemas leave out: no field the API does not know, at the top of spec.
             assert set(obj["spec"]) <= set(schema["properties"]["spec"]["properties"]), kind
@@ -81,12 +87,27 @@ def test_every_rendered_object_validates_against_its_schema(path):
     assert checked >= 3
 
 
-def test_the_istio_schemas_are_what_the_refresh_script_makes_for_these_manifests():
+def refresh_script():
     sys.path.insert(0, str(K8S / "schemas"))
     try:
         import refresh
     finally:
         sys.path.pop(0)
+    return refresh
+
+
+def test_the_cert_manager_schema_is_what_the_refresh_script_makes_for_these_manifests():
+    refresh = refresh_script()
+    committed = CERT_MANAGER_CRDS.read_text()
+    kinds = refresh.rendered_kinds("cert-manager.io")
+    assert kinds == {("cert-manager.io", "Certificate")}
+    documents = refresh.extract(committed, kinds)
+    assert committed.endswith("---\n" + "\n---\n".join(documents) + "\n")
+    assert "commit " + refresh.SOURCES["cert-manager"].commit in committed and "Apache License 2.0" in committed
+
+
+def test_the_istio_schemas_are_what_the_refresh_script_makes_for_these_manifests():
+    refresh = refresh_script()
     committed = ISTIO_CRDS.read_text()
     kinds = refresh.rendered_istio_kinds()
     assert {kind for _, kind in kinds} >= {
@@ -99,7 +120,7 @@ def test_the_istio_schemas_are_what_the_refresh_script_makes_for_these_manifests
     # the CRDs of the kinds k8s/ renders (a new kind fails here until the schemas are refreshed).
     documents = refresh.extract(committed, kinds)
     assert committed.endswith("---\n" + "\n---\n".join(documents) + "\n")
-    assert "commit " + refresh.DEFAULT_COMMIT in committed and "Apache License 2.0" in committed
+    assert "commit " + refresh.SOURCES["istio"].commit in committed and "Apache License 2.0" in committed
 
 
 def test_overlays_have_what_each_is_for():
@@ -281,3 +302,64 @@ def test_after_sigterm_readiness_fails_at_once_while_the_stream_in_flight_comple
         if server.process.poll() is None:
             server.process.kill()
             server.process.wait()
+
+
+# -- the secure overlay: TLS from cert-manager, tokens, probes on the plaintext health port ----------
+
+
+def test_the_secure_overlay_mounts_the_certificates_secret_and_probes_the_health_port():
+    secure, settings = pod("overlays/secure"), config_map("overlays/secure")
+    container = secure["containers"][0]
+    health_port = int(settings["SYRINX_HEALTH_PORT"])
+    assert {p["name"]: p["containerPort"] for p in container["ports"]}["health"] == health_port
+    assert {container[n]["grpc"]["port"] for n in ("startupProbe", "readinessProbe", "livenessProbe")} == {health_port}
+    assert probe_services() == {
+        n: container[n]["grpc"]["service"] for n in ("startupProbe", "readinessProbe", "livenessProbe")
+    }
+    (certificate,) = objects("overlays/secure", "Certificate")
+    volumes = {v["name"]: v for v in secure["volumes"]}
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert volumes["tls"]["secret"]["secretName"] == certificate["spec"]["secretName"]
+    for name, files in (
+        ("tls", ("SYRINX_TLS_CERT_FILE", "SYRINX_TLS_KEY_FILE")),
+        ("tokens", ("SYRINX_AUTH_TOKENS_FILE",)),
+    ):
+        # A whole directory, never subPath: only then does the kubelet update the files in place.
+        assert "subPath" not in mounts[name] and mounts[name]["readOnly"]
+        assert {str(Path(settings[f]).parent) for f in files} == {mounts[name]["mountPath"]}
+    assert {"syrinx", "syrinx.syrinx.svc"} <= set(certificate["spec"]["dnsNames"])
+    assert not [o for o in render("overlays/secure") if group_of(o).endswith("istio.io")]
+
+
+def test_a_server_configured_as_the_secure_overlay_answers_probes_in_plaintext(tmp_path):
+    """The overlay's settings, with the Secret's files made here: the kubelet's plaintext probe
+    reaches the health port, and the gRPC port wants TLS."""
+    import trustme
+
+    from syrinx.server.config import load_config
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("syrinx")
+    environ = dict(config_map("overlays/secure"))
+    files = {
+        "SYRINX_TLS_CERT_FILE": cert.cert_chain_pems[0].bytes(),
+        "SYRINX_TLS_KEY_FILE": cert.private_key_pem.bytes(),
+        "SYRINX_AUTH_TOKENS_FILE": b"a-token-of-sixteen-or-more\n",
+    }
+    for variable, content in files.items():
+        path = tmp_path / Path(environ[variable]).name
+        path.write_bytes(content)
+        environ[variable] = str(path)
+    environ.pop("SYRINX_VOICES_DIR")  # the mounted voices: none here
+    environ.update(SYRINX_PORT="0", SYRINX_HEALTH_PORT="0", SYRINX_HOST="127.0.0.1")
+    server = ServerThread(load_config([], environ))
+    try:
+        server.make_ready()
+        probe = grpc.insecure_channel(f"127.0.0.1:{server.running.health_port}")
+        for service in probe_services().values():
+            assert probe_status(probe, service) == health_pb2.HealthCheckResponse.SERVING
+        with pytest.raises(grpc.RpcError) as plaintext:
+            probe_status(server.channel, "")  # the test server's plaintext channel to the TLS port
+        assert plaintext.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        server.stop()

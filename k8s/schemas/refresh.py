@@ -1,10 +1,11 @@
-"""Refresh ``istio-crds.yaml``: the CRDs of the Istio kinds that ``k8s/`` renders, from ``istio/api``.
+"""Refresh the CRDs of the operator kinds that ``k8s/`` renders: Istio's and cert-manager's.
 
-The deployment tests validate every rendered Istio object against its CRD's OpenAPI schema, offline.
-This script keeps the project's copy of those CRDs: it reads Istio's generated CRD file (from the
-public ``istio/api`` repository at a pinned commit, or from a local copy), keeps the whole
-CustomResourceDefinition documents of the kinds our manifests use, verbatim, and writes them with a
-header naming their source. Run it with ``make istio-schemas`` (``ISTIO_API_COMMIT=...`` to move on).
+The deployment tests validate every rendered Istio or cert-manager object against its CRD's OpenAPI
+schema, offline. This script keeps the project's copies of those CRDs: it reads the project's
+generated CRD file (from its public repository at a pinned commit, or from a local copy), keeps
+the whole CustomResourceDefinition documents of the kinds our manifests use, verbatim, and writes
+them with a header naming their source. Run it with ``make istio-schemas`` (``ISTIO_API_COMMIT=...``
+to move on) or ``make cert-manager-schemas`` (``CERT_MANAGER_COMMIT=...``).
 """
 
 from __future__ import annotations
@@ -13,28 +14,65 @@ import argparse
 import re
 import subprocess
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 HERE = Path(__file__).resolve().parent
 K8S = HERE.parent
-OUTPUT = HERE / "istio-crds.yaml"
-SOURCE_PATH = "kubernetes/customresourcedefinitions.gen.yaml"
-DEFAULT_COMMIT = "b8f8791d9653b2edc77a071d48887e582cfe84bf"
-RAW_URL = "https://raw.githubusercontent.com/istio/api/{commit}/" + SOURCE_PATH
-# What the deployment tests render (tests/test_k8s.py); an Istio kind in any of them needs its schema.
-RENDERED = ["overlays/cpu", "overlays/gpu", "overlays/canary", "monitoring"]
 
 
-def rendered_istio_kinds() -> set[tuple[str, str]]:
+@dataclass(frozen=True)
+class Source:
+    output: Path
+    repository: str  # on GitHub
+    path: str
+    commit: str
+    group_suffix: str  # API groups whose kinds come from this source
+    copyright: str
+    title: str
+
+    def url(self, commit: str) -> str:
+        return f"https://raw.githubusercontent.com/{self.repository}/{commit}/{self.path}"
+
+
+SOURCES = {
+    "istio": Source(
+        HERE / "istio-crds.yaml",
+        "istio/api",
+        "kubernetes/customresourcedefinitions.gen.yaml",
+        "b8f8791d9653b2edc77a071d48887e582cfe84bf",
+        "istio.io",
+        "Copyright Istio Authors",
+        "Istio",
+    ),
+    "cert-manager": Source(
+        HERE / "cert-manager-crds.yaml",
+        "cert-manager/cert-manager",
+        "deploy/crds/cert-manager.io_certificates.yaml",
+        "2d0d7f7f74241a9cbf79f0e2a7bb247238ee09fd",
+        "cert-manager.io",
+        "Copyright The cert-manager Authors",
+        "cert-manager",
+    ),
+}
+# What the deployment tests render (tests/test_k8s.py); an operator's kind in any of them needs its schema.
+RENDERED = ["overlays/cpu", "overlays/gpu", "overlays/canary", "overlays/secure", "monitoring"]
+
+
+def rendered_kinds(group_suffix: str) -> set[tuple[str, str]]:
     kinds = set()
     for path in RENDERED:
         out = subprocess.run(["kubectl", "kustomize", str(K8S / path)], capture_output=True, text=True, check=True)
         for obj in yaml.safe_load_all(out.stdout):
-            if obj and obj["apiVersion"].split("/")[0].endswith("istio.io"):
+            if obj and obj["apiVersion"].split("/")[0].endswith(group_suffix):
                 kinds.add((obj["apiVersion"].split("/")[0], obj["kind"]))
     return kinds
+
+
+def rendered_istio_kinds() -> set[tuple[str, str]]:
+    return rendered_kinds(SOURCES["istio"].group_suffix)
 
 
 def extract(source_text: str, kinds: set[tuple[str, str]]) -> list[str]:
@@ -55,25 +93,29 @@ def extract(source_text: str, kinds: set[tuple[str, str]]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--commit", default=DEFAULT_COMMIT, help="istio/api commit (default: %(default)s)")
-    parser.add_argument("--source", type=Path, help=f"a local copy of istio/api's {SOURCE_PATH} at that commit")
+    parser.add_argument("project", choices=sorted(SOURCES), nargs="?", default="istio")
+    parser.add_argument("--commit", help="the source repository's commit (default: the pinned one)")
+    parser.add_argument("--source", type=Path, help="a local copy of the source file at that commit")
     args = parser.parse_args()
+    source = SOURCES[args.project]
+    commit = args.commit or source.commit
     if args.source:
         text = args.source.read_text()
     else:
-        with urllib.request.urlopen(RAW_URL.format(commit=args.commit), timeout=60) as response:
+        with urllib.request.urlopen(source.url(commit), timeout=60) as response:
             text = response.read().decode()
-    kinds = rendered_istio_kinds()
+    kinds = rendered_kinds(source.group_suffix)
     documents = extract(text, kinds)
     header = (
-        "# The CustomResourceDefinitions of the Istio kinds that k8s/ renders, kept whole and verbatim.\n"
-        f"# Source: the public istio/api repository, {SOURCE_PATH},\n"
-        f"# commit {args.commit}; Apache License 2.0 (Copyright Istio Authors).\n"
+        f"# The CustomResourceDefinitions of the {source.title} kinds that k8s/ renders, kept whole and verbatim.\n"
+        f"# Source: the public {source.repository} repository, {source.path},\n"
+        f"# commit {commit}; Apache License 2.0 ({source.copyright}).\n"
         f"# Kinds: {', '.join(kind for _, kind in sorted(kinds, key=lambda k: k[1]))}.\n"
-        "# Made by k8s/schemas/refresh.py (`make istio-schemas`); do not edit by hand.\n"
+        f"# Made by k8s/schemas/refresh.py (`make {args.project}-schemas`); do not edit by hand.\n"
     )
-    OUTPUT.write_text(header + "---\n" + "\n---\n".join(documents) + "\n")
-    print(f"wrote {OUTPUT.relative_to(K8S.parent)}: {len(documents)} CRDs ({len(OUTPUT.read_bytes()) // 1024} KiB)")
+    source.output.write_text(header + "---\n" + "\n---\n".join(documents) + "\n")
+    size = len(source.output.read_bytes()) // 1024
+    print(f"wrote {source.output.relative_to(K8S.parent)}: {len(documents)} CRDs ({size} KiB)")
 
 
 if __name__ == "__main__":
