@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 BUF := node_modules/.bin/buf
 
-.PHONY: install test run say proto lint typecheck istio-schemas cert-manager-schemas policy bench-engine gpu-kit bench-grpc bench-live bench-eager bench-riva compat bench-load bench-telemetry clean
+.PHONY: install test run say proto lint typecheck istio-schemas cert-manager-schemas policy bench-engine gpu-kit bench-grpc bench-live bench-eager bench-riva compat bench-load bench-telemetry fuzz faults soak clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -150,6 +150,18 @@ $(BENCH_STAMP): $(STAMP)
 # The eager first segment of LiveSynthesize: word error rate (pocketsphinx) and first audio, whole vs split.
 bench-eager: $(BENCH_STAMP)
 	$(PY) -m bench.eager_asr $(BENCH_ARGS)
+
+# The reliability suite's long parts (docs/reliability.md). fuzz: many random examples per RPC
+# (FUZZ_EXAMPLES=); faults: the fault scenarios' figures; soak: 30 min at about 80% of capacity.
+FUZZ_EXAMPLES ?= 300
+fuzz: $(STAMP)
+	SYRINX_FUZZ_RANDOM=1 SYRINX_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -s -p no:cacheprovider tests/test_fuzz.py
+
+faults: $(STAMP)
+	$(PY) -m bench.reliability faults $(BENCH_ARGS)
+
+soak: $(STAMP)
+	$(PY) -m bench.reliability soak $(BENCH_ARGS)
 
 bench-load: $(BENCH_STAMP)
 	$(PY) -m bench.load_bench --json bench-load.json --plot bench-load.png $(BENCH_ARGS)

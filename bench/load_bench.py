@@ -411,9 +411,15 @@ class ServerLog:
 
     tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=40))
     complaints: list[str] = field(default_factory=list)
+    kept: list[str] | None = None  # every line from keep_all() on (bench/reliability.py reads request lines)
+
+    def keep_all(self) -> None:
+        self.kept = []
 
     def add(self, line: str) -> None:
         self.tail.append(line)
+        if self.kept is not None:
+            self.kept.append(line)
         if any(word in line for word in (" WARNING ", " ERROR ", " CRITICAL ", "Traceback")):
             self.complaints.append(line)
 

@@ -22,14 +22,14 @@ START_TIMEOUT = 180
 
 
 class ServerProcess:
-    def __init__(self, drain_seconds: float = 60) -> None:
+    def __init__(self, drain_seconds: float = 60, port: int = 0) -> None:
         self.process = subprocess.Popen(
             [
                 str(BIN / "syrinx-server"),
                 "--host",
                 "127.0.0.1",
                 "--port",
-                "0",
+                str(port),
                 "--metrics-port",
                 "0",
                 "--drain-seconds",
