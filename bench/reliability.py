@@ -378,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     faults.add_argument("--non-reading-streams", type=int, default=64)
     faults.add_argument("--hang-s", type=float, default=30.0)
     faults.add_argument("--restarts", type=int, default=3)
+    faults.add_argument("--only", choices=["burst", "non-reading", "deadlines", "sigterm", "restart"], action="append")
     soak_parser = commands.add_parser("soak")
     soak_parser.add_argument("--minutes", type=float, default=30.0)
     soak_parser.add_argument("--concurrency", type=int, default=10)
@@ -388,12 +389,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "faults":
         print(f"faults on {machine_line(machine())}", flush=True)
 
+        scenarios = {
+            "burst": lambda: burst(args.max_streams),
+            "non-reading": lambda: non_reading(args.non_reading_streams, args.hang_s),
+            "deadlines": lambda: deadlines(500, 50),
+            "sigterm": lambda: sigterm(args.max_streams),
+            "restart": lambda: restart(args.restarts),
+        }
+
         async def all_faults() -> None:
-            await burst(args.max_streams)
-            await non_reading(args.non_reading_streams, args.hang_s)
-            await deadlines(500, 50)
-            await sigterm(args.max_streams)
-            await restart(args.restarts)
+            for name, scenario in scenarios.items():
+                if not args.only or name in args.only:
+                    await scenario()
 
         asyncio.run(all_faults())
     else:

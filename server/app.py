@@ -33,6 +33,7 @@ from .transport.tls import ReloadingCredentials
 log = logging.getLogger("syrinx.server")
 
 OVERALL = ""  # the health protocol's name for the server as a whole
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclass
@@ -188,6 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging(config.log_level, config.log_format)
+    # The event loop answers every call, the engine thread runs Python between its torch kernels
+    # (phonemizing a stream's text: ~10 ms for a long one). Python hands the GIL over only every
+    # switch interval (5 ms by default), so a call that arrives meanwhile waits for it: a shed
+    # call's RESOURCE_EXHAUSTED took up to 20 ms at p99 in a burst (docs/reliability.md).
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
         return asyncio.run(serve(config, os.environ))
     except StartupError as exc:

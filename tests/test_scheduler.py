@@ -337,3 +337,23 @@ def test_unpaced_streams_run_on_past_real_time_newcomers_too():
         pass
     produced = {stream: sum(1 for s, _, _ in driver.delivered if s == stream) for stream in (held, newcomer)}
     assert produced == {held: 30, newcomer: 30} and scheduler.active_streams == 0
+
+
+def test_a_drain_finishes_the_streams_with_the_least_work_left_first():
+    """When the grace cannot cover every stream, as many as possible should end whole: least
+    work left first, not all of them round robin (which would cut them all near their ends)."""
+    scheduler = make(max_encode_batch=1, max_decode_batch=1, max_ahead_seconds=0.2)
+    long, short, middle = (scheduler.add(0.0, FRAME) for _ in range(3))
+    driver = Driver(scheduler, frames=100, sentences={long: 4, short: 1, middle: 2})
+    while driver.step(0.0):  # each held 0.2 s ahead of real time
+        pass
+    scheduler.unpace()
+    before = len(driver.delivered)
+    while driver.step(0.0):
+        pass
+    order = [stream for stream, _, _ in driver.delivered[before:]]
+    # The shortest runs to its end before anything else is decoded (round robin would interleave
+    # all three and finish none early); then the middle one ends before the longest.
+    assert order[: order.count(short)] == [short] * order.count(short)
+    last = {stream: len(order) - 1 - order[::-1].index(stream) for stream in (short, middle, long)}
+    assert last[short] < last[middle] < last[long]

@@ -162,6 +162,14 @@ class _Stream:
     def needs_encode(self) -> bool:
         return self.encoded is None or self.head_only
 
+    def remaining(self) -> tuple[float, float]:
+        """How much work is left, roughly: sentences after this one, then windows of this one.
+        A stream whose text is not split yet counts as the longest."""
+        if self.num_sentences is None:
+            return (math.inf, math.inf)
+        windows_left = len(self.windows) - self.window if self.windows else math.inf
+        return (self.num_sentences - self.sentence - 1, windows_left)
+
 
 class Scheduler:
     def __init__(self, config: SchedulerConfig, windows: Callable[[int], list[tuple[int, int]]]) -> None:
@@ -202,8 +210,10 @@ class Scheduler:
 
     def unpace(self) -> None:
         """Stop holding streams back for being ahead of real time (a drain: every stream in flight
-        should finish as fast as the engine allows, before the grace period runs out). Earliest
-        due still goes first; the transport's backpressure still bounds what a slow reader holds."""
+        should finish as fast as the engine allows, before the grace period runs out). From now on
+        the stream with the least work left goes first, not the earliest due: when the grace cannot
+        cover them all, as many as possible end whole, instead of all of them being cut near their
+        ends together. The transport's backpressure still bounds what a slow reader holds."""
         self._unpaced = True
         for stream in self._streams.values():
             stream.paced = False
@@ -226,7 +236,8 @@ class Scheduler:
         encodes: list[EncodeWork] = []
         decodes: list[DecodeWork] = []
         frames = 0
-        for stream in sorted(self._ready(now), key=lambda s: (s.due(), s.id)):
+        urgency = (lambda s: (s.remaining(), s.id)) if self._unpaced else (lambda s: (s.due(), s.id))
+        for stream in sorted(self._ready(now), key=urgency):
             if stream.needs_encode():
                 if len(encodes) < config.max_encode_batch:
                     encodes.append(EncodeWork(stream.id, stream.sentence, stream.encoded))
