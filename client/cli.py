@@ -211,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--tls-cert-file and --tls-key-file go together")
     try:
         return args.run(args, rest)
+    except OSError as error:  # a --token-file or TLS file that cannot be read
+        print(f"error: {error.filename}: {error.strerror}", file=sys.stderr)
+        return 2
     except grpc.RpcError as error:
         print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ from syrinx.server.engine import (
     default_voice_files,
     load_voice,
 )
+from syrinx.server.engine.errors import StartupError
 from syrinx.server.engine.voice import discover_voice_files
 
 CONFIG = EngineConfig()
@@ -245,15 +246,15 @@ def test_copied_voice_sounds_like_the_original(catalog, engine):
 
 def test_catalog_missing_voices_dir(tmp_path):
     missing = tmp_path / "does-not-exist"
-    with pytest.raises(VoiceLoadError) as info:
+    with pytest.raises(StartupError) as info:
         VoiceCatalog.load(EngineConfig(voices_dir=missing))
-    assert str(missing) in str(info.value)
+    assert str(missing) in str(info.value) and "--voices-dir" in str(info.value)
 
 
 def test_catalog_voices_dir_that_is_a_file(tmp_path):
     path = tmp_path / "file"
     path.write_text("")
-    with pytest.raises(VoiceLoadError):
+    with pytest.raises(StartupError, match="--voices-dir"):
         VoiceCatalog.load(EngineConfig(voices_dir=path))
 
 

@@ -12,6 +12,7 @@ No token, hash or line of the file ever goes into a log line, span, metric or st
 from __future__ import annotations
 
 import inspect
+import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,6 +30,8 @@ UNCOUNTED_METHODS = frozenset(
     {"/syrinx.v1.Synthesizer/ListVoices", "/nvidia.riva.tts.RivaSpeechSynthesis/GetRivaSynthesisConfig"}
 )
 
+log = logging.getLogger(__name__)
+
 _MISSING = "this server needs a token: send the metadata 'authorization: Bearer <token>'"
 _INVALID = "the bearer token is not valid"
 
@@ -45,35 +48,39 @@ def _bearer_tokens(metadata: Any) -> list[str]:
 
 
 class StreamSlots:
-    """How many calls each token holds now (keyed by the entry's line, never by the token)."""
+    """How many calls each token holds now, keyed by the token's digest (which stays the same
+    when the file is edited around it); never logged."""
 
     def __init__(self, default_cap: int) -> None:
         self.default_cap = default_cap
-        self.held: Counter[int] = Counter()
+        self.held: Counter[bytes] = Counter()
 
     def cap(self, entry: TokenEntry) -> int:
         return entry.max_streams if entry.max_streams is not None else self.default_cap
 
     def try_take(self, entry: TokenEntry) -> bool:
         cap = self.cap(entry)
-        if cap and self.held[entry.line] >= cap:
+        if cap and self.held[entry.digest] >= cap:
             return False
-        self.held[entry.line] += 1
+        self.held[entry.digest] += 1
         return True
 
     def give_back(self, entry: TokenEntry) -> None:
-        self.held[entry.line] -= 1
-        if self.held[entry.line] <= 0:
-            del self.held[entry.line]
+        self.held[entry.digest] -= 1
+        if self.held[entry.digest] <= 0:
+            del self.held[entry.digest]
 
 
-def _refusal(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
-    """A handler of the same kind as ``handler`` that ends the call with ``code``."""
+def _refusal(handler: grpc.RpcMethodHandler, method: str, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+    """A handler of the same kind as ``handler`` that ends the call with ``code`` (and one log
+    line naming the method and the peer, for the operator: never the credentials)."""
 
     async def refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        log.info("%s refused with %s: %s (peer %s)", method, code.name, message, context.peer())
         await context.abort(code, message)
 
     async def refuse_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        log.info("%s refused with %s: %s (peer %s)", method, code.name, message, context.peer())
         await context.abort(code, message)
         yield  # pragma: no cover - an async generator, as streaming handlers are
 
@@ -117,10 +124,10 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
             return handler
         presented = _bearer_tokens(details.invocation_metadata)  # type: ignore[attr-defined]
         if not presented:
-            return _refusal(handler, grpc.StatusCode.UNAUTHENTICATED, _MISSING)
+            return _refusal(handler, method, grpc.StatusCode.UNAUTHENTICATED, _MISSING)
         entry = self.tokens.current().match(presented)
         if entry is None:
-            return _refusal(handler, grpc.StatusCode.UNAUTHENTICATED, _INVALID)
+            return _refusal(handler, method, grpc.StatusCode.UNAUTHENTICATED, _INVALID)
         if method in UNCOUNTED_METHODS:
             return handler
         return self._holding_a_slot(handler, entry)
