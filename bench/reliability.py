@@ -117,7 +117,10 @@ async def burst(max_streams: int) -> None:
 
 async def non_reading(streams: int, hang_s: float) -> None:
     async with server("--max-streams", str(streams), "--max-waiting-streams", str(streams)) as srv:
-        async with grpc.aio.insecure_channel(srv.address) as channel:
+        # No BDP probing: the client's flow-control window stays at gRPC's 64 KiB per stream, so a
+        # client that reads nothing soon stops taking audio (with probing, gRPC grows the window
+        # to megabytes and the client's own buffers take most of a minute of audio unread).
+        async with grpc.aio.insecure_channel(srv.address, options=[("grpc.http2.bdp_probe", 0)]) as channel:
             stub = pb_grpc.SynthesizerStub(channel)
             for text in CORPUS[:4]:  # warm: the memory a served request leaves behind
                 async for _ in stub.StreamSynthesize(pb.StreamSynthesizeRequest(text=text)):
