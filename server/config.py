@@ -196,12 +196,13 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> ServerC
         telemetry["log_text"] = bool(values.pop("log_text"))
     if "health_port" in values and values["health_port"] == -1:
         values["health_port"] = None
+    tls, auth = _tls_config(values), _auth_config(values)  # each takes its own settings out of ``values``
     return ServerConfig(
         engine=engine,
         scheduler=scheduler_defaults(engine.device, **scheduler),
         telemetry=TelemetryConfig(**telemetry),
-        tls=_tls_config(values),
-        auth=_auth_config(values),
+        tls=tls,
+        auth=auth,
         **values,
     )
 

@@ -164,9 +164,7 @@ def test_sigterm_under_load_drops_no_stream():
         assert server.process.wait(timeout=120) == 0
     finally:
         channel.close()
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
+        server.kill()
 
 
 def test_after_kill_9_a_new_server_on_the_same_port_serves_again():

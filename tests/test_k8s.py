@@ -299,9 +299,7 @@ def test_after_sigterm_readiness_fails_at_once_while_the_stream_in_flight_comple
         assert server.process.wait(timeout=60) == 0
     finally:
         channel.close()
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
+        server.kill()
 
 
 # -- the secure overlay: TLS from cert-manager, tokens, probes on the plaintext health port ----------

@@ -42,8 +42,29 @@ def test_environment_then_flags():
         (["--device", "gpu"], {}, "device"),
         (["--dtype", "float16"], {}, "CUDA"),
         (["--drain-seconds", "-1"], {}, "drain"),
+        (["--tls-key-file", "k.pem"], {}, "go together"),
+        ([], {"SYRINX_TLS_CERT_FILE": "c.pem"}, "go together"),
+        (["--tls-client-ca-file", "ca.pem"], {}, "mTLS is TLS"),
+        (["--max-streams-per-token", "-1"], {}, "per token"),
+        (["--health-port", "70000"], {}, "health port"),
     ],
 )
 def test_invalid_settings_are_rejected_with_a_reason(argv, env, words):
     with pytest.raises(InvalidOptionError, match=words):
         load_config(argv, env)
+
+
+def test_security_settings_from_flags_and_environment():
+    env = {
+        "SYRINX_TLS_CERT_FILE": "/etc/tls/tls.crt",
+        "SYRINX_TLS_KEY_FILE": "/etc/tls/tls.key",
+        "SYRINX_AUTH_TOKENS_FILE": "/etc/tokens/tokens",
+        "SYRINX_HEALTH_PORT": "8081",
+    }
+    config = load_config(["--tls-client-ca-file", "/etc/tls/ca.crt", "--reflection-needs-token", "0"], env)
+    assert config.tls is not None and config.tls.cert_file == Path("/etc/tls/tls.crt")
+    assert config.tls.client_ca_file == Path("/etc/tls/ca.crt")
+    assert config.auth.tokens_file == Path("/etc/tokens/tokens") and not config.auth.reflection_needs_token
+    assert config.health_port == 8081
+    plain = load_config(["--health-port", "-1"], {})
+    assert plain.tls is None and plain.auth.tokens_file is None and plain.health_port is None

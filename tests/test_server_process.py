@@ -43,6 +43,12 @@ class ServerProcess:
         self.port = int(self.wait_for(r"serving on port (\d+)").group(1))
         self.address = f"127.0.0.1:{self.port}"
 
+    def kill(self) -> None:
+        """Stop it if it still runs (a test's clean-up after a failure)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
     def _read(self) -> None:
         for line in self.process.stderr:
             self.lines.put(line)
@@ -62,9 +68,7 @@ class ServerProcess:
 def server_process():
     server = ServerProcess()
     yield server
-    if server.process.poll() is None:
-        server.process.kill()
-        server.process.wait()
+    server.kill()
 
 
 def syrinx(*args: str) -> subprocess.CompletedProcess:
@@ -137,9 +141,7 @@ def test_sigterm_lets_a_fast_reader_finish_36_s_of_audio_within_a_20_s_grace():
         assert server.process.wait(timeout=60) == 0
     finally:
         channel.close()
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
+        server.kill()
 
 
 @pytest.mark.parametrize("flag", ["--port", "--metrics-port"])
