@@ -66,7 +66,3 @@ class WatchedFiles(Generic[T]):
                 self.reloads += 1
                 log.info("%s reloaded", self._what)
         return self._value
-
-    def changed(self) -> bool:
-        """Whether the files changed since the last :meth:`current` (without reading them)."""
-        return _signature(self._paths) != self._signature

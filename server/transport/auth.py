@@ -22,6 +22,7 @@ import grpc
 from ..config import AuthConfig
 from ..security.tokens import TokenEntry, TokenTable, read_tokens
 from ..security.watched_file import WatchedFiles
+from .handlers import HANDLER_MAKERS
 
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 REFLECTION_PREFIXES = ("/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
@@ -88,15 +89,12 @@ def _refusal(handler: grpc.RpcMethodHandler, method: str, code: grpc.StatusCode,
 
 
 def _same_kind(handler: grpc.RpcMethodHandler, unary: Callable[..., Any], streaming: Callable[..., Any]) -> Any:
-    kinds = {
-        (False, False): (grpc.unary_unary_rpc_method_handler, unary),
-        (False, True): (grpc.unary_stream_rpc_method_handler, streaming),
-        (True, False): (grpc.stream_unary_rpc_method_handler, unary),
-        (True, True): (grpc.stream_stream_rpc_method_handler, streaming),
-    }
-    make, behavior = kinds[(handler.request_streaming, handler.response_streaming)]
+    """A handler of ``handler``'s kind and (de)serializers, running ``streaming`` if its responses stream."""
+    make = HANDLER_MAKERS[(handler.request_streaming, handler.response_streaming)]
     return make(
-        behavior, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        streaming if handler.response_streaming else unary,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
     )
 
 

@@ -44,7 +44,8 @@ def _parser(message_class: Any) -> Callable[[bytes], Any]:
     return parse
 
 
-_KINDS = {
+# (client streaming, server streaming) -> the grpc factory of that kind of method handler.
+HANDLER_MAKERS = {
     (False, False): grpc.unary_unary_rpc_method_handler,
     (False, True): grpc.unary_stream_rpc_method_handler,
     (True, False): grpc.stream_unary_rpc_method_handler,
@@ -56,7 +57,7 @@ def add_servicer(server: grpc.aio.Server, servicer: Any, service: descriptor.Ser
     """Register every method of ``service`` on ``server``, served by ``servicer``'s same-named methods."""
     handlers = {}
     for method in service.methods:
-        make_handler = _KINDS[(method.client_streaming, method.server_streaming)]
+        make_handler = HANDLER_MAKERS[(method.client_streaming, method.server_streaming)]
         handlers[method.name] = make_handler(
             getattr(servicer, method.name),
             request_deserializer=_parser(message_factory.GetMessageClass(method.input_type)),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ssl
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,7 @@ def _read(path: Path, flag: str) -> bytes:
         raise CredentialFileError(f"{flag}: cannot read {path}: {error.strerror}") from None
 
 
-def _load_pems(config: TlsConfig, paths: Sequence[Path]) -> _Pems:
+def _load_pems(config: TlsConfig) -> _Pems:
     """Read the files and check them as OpenSSL will: the key must match the certificate."""
     chain = _read(config.cert_file, "--tls-cert-file")
     key = _read(config.key_file, "--tls-key-file")
@@ -66,7 +65,7 @@ class ReloadingCredentials:
 
     def __init__(self, config: TlsConfig) -> None:
         paths = [config.cert_file, config.key_file, *([config.client_ca_file] if config.client_ca_file else [])]
-        self.files = WatchedFiles("TLS certificate", paths, lambda p: _load_pems(config, p))
+        self.files = WatchedFiles("TLS certificate", paths, lambda _paths: _load_pems(config))
         self._served = self.files.current()
         self._lock = threading.Lock()  # gRPC may ask from several of its threads at once
         self.credentials = grpc.dynamic_ssl_server_credentials(
