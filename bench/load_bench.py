@@ -49,6 +49,7 @@ import random
 import re
 import shlex
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -526,6 +527,13 @@ def _process_ticks(pid: int) -> int | None:
     except (OSError, IndexError):
         return None
     return int(after_name[11]) + int(after_name[12])  # utime + stime, all threads
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a server that must be started on a known port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def process_rss_mb(pid: int | None) -> float | None:

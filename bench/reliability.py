@@ -34,7 +34,6 @@ import contextlib
 import json
 import random
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -47,7 +46,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from syrinx.v1 import synthesizer_pb2 as pb
 from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
-from .load_bench import CORPUS, Server, machine, machine_line, percentile, process_rss_mb, running_server
+from .load_bench import CORPUS, Server, free_port, machine, machine_line, percentile, process_rss_mb, running_server
 
 LONG_TEXT = " ".join(CORPUS) * 2  # about a minute of audio
 OK = grpc.StatusCode.OK
@@ -208,14 +207,8 @@ async def sigterm(streams: int) -> None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def restart(tries: int) -> None:
-    port = _free_port()
+    port = free_port()
     seconds = []
     for _ in range(tries):
         async with server("--port", str(port)) as first:

@@ -31,6 +31,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from syrinx.v1 import synthesizer_pb2 as pb
 from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
+from .load_bench import free_port
+
 TEXT = "Your table for two is booked for seven tonight."
 
 
@@ -56,7 +58,7 @@ class Server:
             )
         else:
             env["OTEL_SDK_DISABLED"] = "true"
-        self.port, self.metrics_port = _free_port(), _free_port()
+        self.port, self.metrics_port = free_port(), free_port()
         self._process = subprocess.Popen(
             [
                 sys.executable,
@@ -94,14 +96,6 @@ class Server:
         self.channel.close()
         self._process.terminate()
         self._process.wait(60)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def first_audio(stub) -> float:
