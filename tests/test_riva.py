@@ -195,21 +195,20 @@ def test_the_real_client_over_mtls_with_a_bearer_token(tmp_path):
     """What a deployment outside a mesh runs: Riva's own client with its ssl_root_cert, client
     certificate and key, and the token in metadata after Pipecat's placeholder values."""
     import trustme
+    from test_security import Pki
 
     from syrinx.server.config import AuthConfig, TlsConfig
 
-    ca = trustme.CA()
-    paths = {name: tmp_path / name for name in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
-    ca.cert_pem.write_to_path(str(paths["ca.pem"]))
-    for who, cert in (("server", ca.issue_cert("localhost")), ("client", ca.issue_cert("bot.example.org"))):
-        cert.cert_chain_pems[0].write_to_path(str(paths[f"{who}.pem"]))
-        cert.private_key_pem.write_to_path(str(paths[f"{who}.key"]))
+    pki = Pki(trustme.CA(), trustme.CA(), tmp_path)
+    ca_file = pki.ca_file(pki.ca)
+    server_cert, server_key = pki.server_files(pki.ca, "server")
+    client_cert, client_key = pki.client_files(pki.ca, "client")
     token = "riva-client-token-0123456789"
     (tmp_path / "tokens").write_text(token + "\n")
     config = ServerConfig(
         host="127.0.0.1",
         port=0,
-        tls=TlsConfig(paths["server.pem"], paths["server.key"], paths["ca.pem"]),
+        tls=TlsConfig(server_cert, server_key, Path(ca_file)),
         auth=AuthConfig(tokens_file=tmp_path / "tokens"),
     )
     secured = ServerThread(config)
@@ -217,9 +216,9 @@ def test_the_real_client_over_mtls_with_a_bearer_token(tmp_path):
         secured.make_ready()
         address = f"localhost:{secured.running.port}"
         env = {
-            "RIVA_TEST_ROOT_CERT": str(paths["ca.pem"]),
-            "RIVA_TEST_CLIENT_CERT": str(paths["client.pem"]),
-            "RIVA_TEST_CLIENT_KEY": str(paths["client.key"]),
+            "RIVA_TEST_ROOT_CERT": ca_file,
+            "RIVA_TEST_CLIENT_CERT": str(client_cert),
+            "RIVA_TEST_CLIENT_KEY": str(client_key),
         }
         refused = riva(secured, "synthesize", _address=address, _env=env, text=TEXT)
         assert refused["code"] == "UNAUTHENTICATED"
