@@ -9,6 +9,7 @@ import pytest
 from conftest import decode_whole, max_abs_diff
 
 from syrinx.server.engine import DecodeWindow, SynthesisOptions
+from syrinx.server.engine.engine import FRAME_BUCKET, _frame_bucket, _keep_bucket
 
 TOLERANCE = 1e-4
 
@@ -172,3 +173,20 @@ def test_batches_mixing_voices_keep_request_order(voice, engine, sentences, twin
     for window, audio in zip(windows, engine.decode(windows)):
         (single,) = engine.decode([window])
         assert max_abs_diff(audio, single) <= TOLERANCE
+
+
+def test_frame_lengths_fall_into_few_buckets():
+    """Every step's shape is one of a few, so the kernels and packed weights kept per shape
+    stop growing however many sentences of new lengths arrive (docs/reliability.md, soak)."""
+    buckets = [_frame_bucket(n) for n in range(1, 1025)]
+    assert all(n <= b <= max(n + FRAME_BUCKET - 1, int(n * 1.25)) for n, b in enumerate(buckets, start=1))
+    assert all(_frame_bucket(b) == b for b in buckets)
+    assert len(set(buckets)) <= 8 + 4 * 4  # multiples of 8 to 64, then 4 per octave up to 1024
+
+
+def test_kept_frames_are_widened_to_few_offsets():
+    for lo in range(40):
+        for hi in range(lo + 1, 100):
+            kept_lo, kept_hi = _keep_bucket(lo, hi, 96)
+            assert kept_lo <= lo and kept_lo % FRAME_BUCKET == 0
+            assert min(hi, 96) <= kept_hi <= 96 and (kept_hi % FRAME_BUCKET == 0 or kept_hi == 96)

@@ -198,9 +198,13 @@ class AudioChunk:
 
 
 # Lengths are rounded up to these multiples. oneDNN builds a convolution kernel per
-# input shape (about as costly as running it on a short window); rounding makes
-# shapes repeat across sentences and windows so those kernels are reused.
+# input shape (about as costly as running it on a short window) and keeps it, and our
+# prepacked weights are looked up by shape; rounding makes shapes repeat across
+# sentences and windows, so those kernels are reused and the memory they hold is bounded.
 ID_BUCKET = 16
+# Frame lengths: multiples of 8 up to 64 frames, then a quarter of the octave they are in
+# (16 up to 128, 32 up to 256, 64 up to 512...), so the number of lengths grows with the
+# logarithm of the longest, at most 25% extra frames (see ``_frame_bucket``).
 FRAME_BUCKET = 8
 # What warm_up speaks: a sentence long enough to reach the decoder's larger windows.
 WARM_UP_TEXT = "Warming up the voice so the first caller hears it at once."
@@ -218,13 +222,26 @@ def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-def _widen(lo: int, hi: int, frames: int, multiple: int) -> tuple[int, int]:
-    """Grow ``[lo, hi)`` towards a multiple of ``multiple`` with real frames, right side first.
+def _frame_bucket(n: int) -> int:
+    """``n`` frames rounded up to one of a few lengths (see ``FRAME_BUCKET``)."""
+    step = max(FRAME_BUCKET, (1 << (max(n, 1) - 1).bit_length()) // 8)
+    return _round_up(n, step)
+
+
+def _keep_bucket(lo: int, hi: int, length: int) -> tuple[int, int]:
+    """``[lo, hi)`` of ``length`` frames widened to multiples of ``FRAME_BUCKET``: a step's
+    ``keep`` is part of its shapes, and computing a few more frames than kept is exact."""
+    return lo - lo % FRAME_BUCKET, min(length, _round_up(hi, FRAME_BUCKET))
+
+
+def _widen(lo: int, hi: int, frames: int) -> tuple[int, int]:
+    """Grow ``[lo, hi)`` towards a bucketed length (``_frame_bucket``) with real frames,
+    right side first.
 
     Extra context never changes the exact core of a window; where the sentence is
     too short the batch is padded (and masked) instead.
     """
-    extra = _round_up(hi - lo, multiple) - (hi - lo)
+    extra = _frame_bucket(hi - lo) - (hi - lo)
     right = min(extra, frames - hi)
     left = min(extra - right, lo)
     return lo - left, hi + right
@@ -233,10 +250,8 @@ def _widen(lo: int, hi: int, frames: int, multiple: int) -> tuple[int, int]:
 def _window_spans(start: int, end: int, frames: int, field: ReceptiveField) -> tuple[int, int, int, int]:
     """The frames the decoder and the flow run over for core frames ``[start, end)`` of a
     sentence of ``frames``: ``(decoder_lo, decoder_hi, flow_lo, flow_hi)``."""
-    dec_lo, dec_hi = _widen(
-        max(0, start - field.decoder_left), min(frames, end + field.decoder_right), frames, FRAME_BUCKET
-    )
-    return dec_lo, dec_hi, *_widen(max(0, dec_lo - field.flow), min(frames, dec_hi + field.flow), frames, FRAME_BUCKET)
+    dec_lo, dec_hi = _widen(max(0, start - field.decoder_left), min(frames, end + field.decoder_right), frames)
+    return dec_lo, dec_hi, *_widen(max(0, dec_lo - field.flow), min(frames, dec_hi + field.flow), frames)
 
 
 def _stack_padded(items: Sequence[torch.Tensor], length: int) -> torch.Tensor:
@@ -484,10 +499,12 @@ class Engine:
 
         g = self._speakers(voice, [w.sentence.speaker_id for w in batch], torch.float32)
         flow_lengths = [fh - fl for _, _, fl, fh in spans]
-        longest = _round_up(max(flow_lengths), FRAME_BUCKET)
+        longest = _frame_bucket(max(flow_lengths))
         z_p = _stack_padded([w.sentence.z_p[:, fl:fh] for w, (_, _, fl, fh) in zip(batch, spans)], longest)
         # The flow only has to produce the decoder's spans (relative to each flow span).
-        flow_keep = (min(dl - fl for dl, _, fl, _ in spans), max(dh - fl for _, dh, fl, _ in spans))
+        flow_keep = _keep_bucket(
+            min(dl - fl for dl, _, fl, _ in spans), max(dh - fl for _, dh, fl, _ in spans), longest
+        )
         model = voice.model
         (z,) = self._run_step(
             ("flow", model, len(batch), longest, flow_keep, g is not None),
@@ -497,7 +514,7 @@ class Engine:
         )
 
         dec_lengths = [dh - dl for dl, dh, _, _ in spans]
-        longest = _round_up(max(dec_lengths), FRAME_BUCKET)
+        longest = _frame_bucket(max(dec_lengths))
         z_dec = _stack_padded(
             [z[row, :, dl - fl - flow_keep[0] : dh - fl - flow_keep[0]] for row, (dl, dh, fl, _) in enumerate(spans)],
             longest,
@@ -505,9 +522,10 @@ class Engine:
         padded = any(n != longest for n in dec_lengths)
         lengths = torch.tensor(dec_lengths, device=voice.device) if padded else None
         # Frames every item of the batch needs, relative to its decoder span.
-        keep = (
+        keep = _keep_bucket(
             min(w.start - dl for w, (dl, *_) in zip(batch, spans)),
             max(w.end - dl for w, (dl, *_) in zip(batch, spans)),
+            longest,
         )
         g_dec = g.to(voice.dtype) if g is not None else None
         (audio,) = self._run_step(
