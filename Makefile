@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 BUF := node_modules/.bin/buf
 
-.PHONY: install test run say proto lint typecheck istio-schemas cert-manager-schemas policy bench-engine gpu-kit bench-grpc bench-live bench-eager bench-riva compat bench-load bench-telemetry fuzz faults soak clean
+.PHONY: install test run say proto lint typecheck istio-schemas cert-manager-schemas policy bench-engine gpu-kit bench-grpc bench-live bench-eager bench-loudness bench-riva compat bench-load bench-telemetry fuzz faults soak clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -146,6 +146,10 @@ BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[bench]'
 	touch $(BENCH_STAMP)
+
+# Output level: calibration, piper-tts's level, and the limiter's share of samples and PESQ (docs/audio.md).
+bench-loudness: $(BENCH_STAMP)
+	$(PY) -m bench.loudness_bench $(BENCH_ARGS)
 
 # The eager first segment of LiveSynthesize: word error rate (pocketsphinx) and first audio, whole vs split.
 bench-eager: $(BENCH_STAMP)

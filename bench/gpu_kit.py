@@ -62,6 +62,7 @@ from syrinx.server.engine import (
 from syrinx.server.engine.engine import WARM_UP_TEXT, DecodeWindow
 from syrinx.server.engine.errors import InvalidTextError
 from syrinx.server.engine.phonemizer import PhonemizedSentence
+from syrinx.server.text.speech import Speech
 
 KIT_VOICE = "voice.onnx"
 KIT_TEXTS = "texts.json"
@@ -85,6 +86,14 @@ class KitPhonemizer:
             text: [PhonemizedSentence(tuple(s["phonemes"]), tuple(s["phoneme_ids"])) for s in sentences]
             for text, sentences in table.items()
         }
+
+    def speak(self, speech: Speech, with_words: bool = False) -> list[PhonemizedSentence]:
+        if speech.plain_text is None:
+            raise InvalidTextError("the benchmark kit has plain text only (no SSML or lexicons)")
+        return self.sentences(speech.plain_text, with_words)
+
+    def ipa_phonemes(self, ipa: str) -> list[str]:
+        raise InvalidTextError("the benchmark kit has no phonemizer for IPA")
 
     def sentences(self, text: str, with_words: bool = False) -> list[PhonemizedSentence]:
         if with_words:

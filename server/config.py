@@ -14,6 +14,8 @@ from .scheduler.core import SchedulerConfig
 from .telemetry import TelemetryConfig
 
 DEFAULT_PORT = 50051
+DEFAULT_LOUDNESS_LUFS = -20.0  # where piper-tts's normalized output of the bundled voice lands
+MIN_LOUDNESS_LUFS, MAX_LOUDNESS_LUFS = -50.0, -5.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,10 @@ class ServerConfig:
     auth: AuthConfig = field(default_factory=AuthConfig)
     # A plaintext port that serves grpc.health.v1 only: the kubelet's gRPC probe cannot do TLS.
     health_port: int | None = None
+    # Every voice is calibrated to this integrated loudness (BS.1770); None: the models' own level.
+    loudness_target_lufs: float | None = DEFAULT_LOUDNESS_LUFS
+    # Pronunciation lexicon files (server/lexicons.py); None: the voices directory, if any.
+    lexicons_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -69,6 +75,11 @@ class ServerConfig:
             raise InvalidOptionError(f"drain grace must be >= 0 seconds, got {self.drain_seconds}")
         if self.health_port is not None and not 0 <= self.health_port <= 65535:
             raise InvalidOptionError(f"health port must be 0-65535 (or -1 for none), got {self.health_port}")
+        target = self.loudness_target_lufs
+        if target is not None and not MIN_LOUDNESS_LUFS <= target <= MAX_LOUDNESS_LUFS:
+            raise InvalidOptionError(
+                f"--loudness-target must be {MIN_LOUDNESS_LUFS:g} to {MAX_LOUDNESS_LUFS:g} LUFS, or none; got {target:g}"
+            )
 
 
 # flag name -> (environment variable, type, help)
@@ -134,6 +145,17 @@ _SETTINGS = {
         int,
         "plaintext port serving only grpc.health.v1, for probes that cannot do TLS (default -1: none; 0 picks one)",
     ),
+    "lexicons_dir": (
+        "SYRINX_LEXICONS_DIR",
+        str,
+        "directory of pronunciation lexicons (LANG.lexicon, VOICE.lexicon; reloaded on change; default: --voices-dir)",
+    ),
+    "loudness_target": (
+        "SYRINX_LOUDNESS_TARGET",
+        str,
+        f"integrated loudness (LUFS) every voice is calibrated to (default {DEFAULT_LOUDNESS_LUFS:g}), "
+        "or none for the models' own level",
+    ),
     "auth_tokens_file": (
         "SYRINX_AUTH_TOKENS_FILE",
         str,
@@ -196,6 +218,10 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> ServerC
         telemetry["log_text"] = bool(values.pop("log_text"))
     if "health_port" in values and values["health_port"] == -1:
         values["health_port"] = None
+    if "lexicons_dir" in values:
+        values["lexicons_dir"] = Path(values["lexicons_dir"])
+    if "loudness_target" in values:
+        values["loudness_target_lufs"] = _loudness_target(values.pop("loudness_target"))
     tls, auth = _tls_config(values), _auth_config(values)  # each takes its own settings out of ``values``
     return ServerConfig(
         engine=engine,
@@ -205,6 +231,15 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> ServerC
         auth=auth,
         **values,
     )
+
+
+def _loudness_target(value: str) -> float | None:
+    if value.strip().lower() == "none":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidOptionError(f"--loudness-target must be a number of LUFS or none, got {value!r}") from None
 
 
 def _tls_config(values: dict[str, Any]) -> TlsConfig | None:

@@ -80,8 +80,10 @@ class LiveSession:
         segmentation: SegmenterConfig,
         voice: Voice,
         output: OutputFormat,
+        ssml: bool = False,
     ) -> None:
         self.voice = voice
+        self._ssml = ssml  # utterances are SSML content; each segment is read as SSML
         self.output = output
         self._service = service
         self._request = request  # its text is replaced by each segment's
@@ -95,10 +97,13 @@ class LiveSession:
         self._plays_until = 0.0
 
     @classmethod
-    async def open(cls, service: SynthesisService, request: SpeechRequest, segmentation: SegmenterConfig):
+    async def open(
+        cls, service: SynthesisService, request: SpeechRequest, segmentation: SegmenterConfig, ssml: bool = False
+    ):
         """Check the settings as ``StreamSynthesize`` would (every settings error is raised here)."""
         voice, output = service.resolve(request, streaming=True)
-        return cls(service, request, segmentation, voice, output)
+        service.check_pronunciations(request, voice)
+        return cls(service, request, segmentation, voice, output, ssml)
 
     @property
     def busy(self) -> bool:
@@ -119,7 +124,7 @@ class LiveSession:
         now = asyncio.get_running_loop().time()
         segments = utterance.segmenter.push(text, now) if text else []
         if flush or end:
-            segments += utterance.segmenter.flush(now)
+            segments += utterance.segmenter.flush(now, last=end)
         for segment in segments:
             utterance.items.put_nowait(segment)
         if flush:
@@ -225,7 +230,10 @@ class LiveSession:
         return utterance.items.get_nowait()
 
     async def _speak_segment(self, utterance: _Utterance, segment: Segment) -> None:
-        request = replace(self._request, text=segment.text)
+        if self._ssml:
+            request = replace(self._request, ssml=segment.text, ssml_fragment=True)
+        else:
+            request = replace(self._request, text=segment.text)
         queued = max(0.0, self._plays_until - asyncio.get_running_loop().time())
         try:
             # Due when the audio before it runs out, not at once: urgent work of other calls goes first.

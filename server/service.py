@@ -16,11 +16,16 @@ from typing import TypeVar
 import numpy as np
 
 from .audio import AudioRequest, OutputFormat
+from .calibration import calibration_gain_db
 from .config import ServerConfig
 from .engine import Engine, EngineConfig, SentenceStart, SynthesisOptions, Voice, VoiceCatalog
 from .engine.errors import InvalidOptionError, InvalidTextError, SyrinxError
+from .lexicons import VoiceLexicons
 from .scheduler import ScheduledStream, SchedulerLoop
 from .telemetry import Telemetry
+from .text.lexicon import Lexicon, LexiconError
+from .text.speech import Pronounced, Speech
+from .text.ssml import SsmlError, parse_ssml
 
 T = TypeVar("T")
 MIN_SPEAKING_RATE, MAX_SPEAKING_RATE = 0.25, 4.0
@@ -34,6 +39,9 @@ class UnavailableError(SyrinxError):
 class SpeechRequest:
     text: str
     voice: str = ""  # empty: the default voice
+    ssml: str = ""  # SSML instead of text (exactly one of the two)
+    ssml_fragment: bool = False  # ``ssml`` is content without its <speak> root (a live segment)
+    pronunciations: tuple[tuple[str, str], ...] = ()  # (word, IPA): this request's lexicon
     speaking_rate: float = 0.0  # 0: normal
     speaker_id: int = 0
     seed: int | None = None
@@ -133,6 +141,8 @@ class SynthesisService:
         self._load_catalog = load_catalog
         self._engine = engine if engine is not None else Engine(config.engine)
         self._catalog: VoiceCatalog | None = None
+        self._gain_db: dict[str, float] = {}  # each voice's calibration (see calibration.py)
+        self._lexicons = VoiceLexicons(None, [])
         self._telemetry = telemetry
         on_step = telemetry.engine_step if telemetry is not None else None
         self._scheduler = SchedulerLoop(self._engine, config.scheduler, config.engine.chunks.windows, on_step=on_step)
@@ -145,13 +155,20 @@ class SynthesisService:
     # -- life cycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load every voice and warm each up with a real synthesis, on the engine thread."""
+        """Load every voice, warm each up with a real synthesis and measure its level, on the engine thread."""
         started = time.perf_counter()
         self._scheduler.start()
         run = self._scheduler.run_in_engine_thread
         catalog = await run(lambda: self._load_catalog(self.config.engine))
+        target = self.config.loudness_target_lufs
         for voice in catalog:
             await run(functools.partial(self._engine.warm_up, voice))
+            if target is not None:
+                self._gain_db[voice.info.name] = await run(
+                    functools.partial(calibration_gain_db, self._engine, voice, target)
+                )
+        lexicons_dir = self.config.lexicons_dir or self.config.engine.voices_dir
+        self._lexicons = await run(lambda: VoiceLexicons(lexicons_dir, list(catalog)))
         self._catalog = catalog
         if self._telemetry is not None:
             self._telemetry.metrics.startup.record(time.perf_counter() - started)
@@ -197,9 +214,9 @@ class SynthesisService:
         has yet to play before this stream's (a live utterance's next segment).
         """
         voice, output, options = self._resolve(request, streaming)
-        self._check_text(request.text)
-        scheduled = self._scheduler.open(voice, request.text, options, paced=streaming, plays_after=plays_after)
-        return SpeechStream(voice, output, request.text, scheduled)
+        speech = self._speech(request, voice)
+        scheduled = self._scheduler.open(voice, speech, options, paced=streaming, plays_after=plays_after)
+        return SpeechStream(voice, output, request.ssml or request.text, scheduled)
 
     def resolve(self, request: SpeechRequest, streaming: bool = True) -> tuple[Voice, OutputFormat]:
         """The request's voice and output format, its options checked (not its text)."""
@@ -210,7 +227,8 @@ class SynthesisService:
         catalog = self._require_ready()
         voice = catalog.get(request.voice or None)
         options = self._options(voice, request)
-        return voice, request.audio.resolve(voice.info.sample_rate, streaming), options
+        output = request.audio.resolve(voice.info.sample_rate, streaming, self._gain_db.get(voice.info.name, 0.0))
+        return voice, output, options
 
     async def synthesize(self, request: SpeechRequest) -> tuple[Voice, OutputFormat, np.ndarray, list[WordTiming]]:
         """The whole text's audio at the voice's rate, with its voice, the format to encode it in,
@@ -231,11 +249,45 @@ class SynthesisService:
             raise UnavailableError("server is still loading its voices; retry shortly")
         return self._catalog
 
-    def _check_text(self, text: str) -> None:
-        if len(text) > self.config.max_text_chars:
-            raise InvalidTextError(f"text is {len(text)} characters long; the limit is {self.config.max_text_chars}")
-        if not text.strip():
-            raise InvalidTextError("text is empty")
+    def _speech(self, request: SpeechRequest, voice: Voice) -> Speech:
+        """What the request asks ``voice`` to say: its text or SSML, with the lexicons applied.
+        Every markup and lexicon error is raised here, before a stream slot is taken."""
+        if request.text and request.ssml:
+            raise InvalidTextError("set text or ssml, not both")
+        what = "ssml" if request.ssml else "text"
+        source = request.ssml or request.text
+        if len(source) > self.config.max_text_chars:
+            raise InvalidTextError(
+                f"{what} is {len(source)} characters long; the limit is {self.config.max_text_chars}"
+            )
+        if not source.strip():
+            raise InvalidTextError(f"{what} is empty")
+        try:
+            speech = parse_ssml(source, request.ssml_fragment) if request.ssml else Speech.plain(source)
+        except SsmlError as error:
+            raise InvalidTextError(str(error)) from None
+        own = self.check_pronunciations(request, voice)
+        for piece in speech.pieces:
+            if isinstance(piece, Pronounced):
+                self._check_ipa(voice, piece.ipa, f"<phoneme> at characters {piece.source[0]}-{piece.source[1]}")
+        return own.over(self._lexicons.of(voice)).apply(speech)
+
+    def check_pronunciations(self, request: SpeechRequest, voice: Voice) -> Lexicon:
+        """The request's own lexicon, each entry checked against ``voice``'s phonemes."""
+        try:
+            own = Lexicon.of(request.pronunciations)
+        except LexiconError as error:
+            raise InvalidTextError(str(error)) from None
+        for word, ipa in own.entries.items():
+            self._check_ipa(voice, ipa, f'pronunciation of "{word}"')
+        return own
+
+    @staticmethod
+    def _check_ipa(voice: Voice, ipa: str, what: str) -> None:
+        try:
+            voice.phonemizer.ipa_phonemes(ipa)
+        except InvalidTextError as error:
+            raise InvalidTextError(f"{what}: {error}") from None
 
     @staticmethod
     def _options(voice: Voice, request: SpeechRequest) -> SynthesisOptions:

@@ -161,9 +161,21 @@ def test_the_voice_config_and_voice_names(server):
     assert language["code"] == "INVALID_ARGUMENT" and "en-US" in language["details"]
 
 
+def test_custom_dictionary_and_ssml_from_the_real_client(server):
+    plain = audio(riva(server, "synthesize", text="Ask Marta."))
+    dictionary = audio(riva(server, "synthesize", text="Ask Marta.", custom_dictionary={"Marta": "ˈmɑːɹθə"}))
+    assert dictionary != plain
+    bad = riva(server, "synthesize", text="Hi.", custom_dictionary={"Syrinx": "ʘa"})
+    assert bad["code"] == "INVALID_ARGUMENT" and "lacks" in bad["details"]
+    ssml = '<speak>Code <say-as interpret-as="characters">XK</say-as><break time="500ms"/> ready.</speak>'
+    for command in ("synthesize", "online"):
+        result = riva(server, command, text=ssml, enable_word_time_offsets=True)
+        assert [w[0] for r in result["responses"] for w in r["words"]] == ["Code", "X", "K", "ready"], command
+    malformed = riva(server, "synthesize", text="<speak>Hi <break></speak>")
+    assert malformed["code"] == "INVALID_ARGUMENT" and "line 1" in malformed["details"]
+
+
 def test_what_syrinx_cannot_do_is_refused_clearly(server):
-    dictionary = riva(server, "synthesize", text="Hi.", custom_dictionary={"Syrinx": "ˈsɪrɪŋks"})
-    assert dictionary["code"] == "INVALID_ARGUMENT" and "custom_dictionary" in dictionary["details"]
     configuration = riva(server, "synthesize", text="Hi.", custom_configuration={"exaggeration_factor": "1.5"})
     assert configuration["code"] == "INVALID_ARGUMENT" and "exaggeration_factor" in configuration["details"]
     empty = riva(server, "synthesize", text="")

@@ -18,6 +18,7 @@ import pytest
 
 from syrinx.server.engine import InvalidTextError, SynthesisOptions
 from syrinx.server.scheduler import SchedulerConfig, SchedulerLoop
+from syrinx.server.text.speech import Speech
 
 HOP = 4
 FRAMES_PER_WORD = 3
@@ -30,6 +31,9 @@ class FakeVoice:
     def __init__(self) -> None:
         self.phonemizer = self
 
+    def speak(self, speech: Speech, with_words: bool = False):
+        return self.sentences(speech.plain_text or "", with_words)
+
     def sentences(self, text: str, with_words: bool = False):
         parts = [p.split() for p in text.split(".") if p.strip()]
         if not parts:
@@ -38,6 +42,10 @@ class FakeVoice:
             SimpleNamespace(tokens=tokens, words=(), phonemes=tuple(tokens), phoneme_ids=tuple(range(len(tokens))))
             for tokens in parts
         ]
+
+
+def _open(loop: SchedulerLoop, voice, text: str, options: SynthesisOptions, **kwargs):
+    return loop.open(voice, Speech.plain(text), options, **kwargs)
 
 
 class FakeEncoded(SimpleNamespace):
@@ -128,7 +136,7 @@ def test_each_stream_gets_its_own_audio_in_order():
         loop = await _started(FakeEngine(), max_encode_batch=4, max_decode_batch=4)
         voice = FakeVoice()
         texts = {1.0: "one two. three", 2.0: "four five six", 3.0: "seven. eight. nine ten"}
-        streams = {tag: loop.open(voice, text, SynthesisOptions(length_scale=tag)) for tag, text in texts.items()}
+        streams = {tag: _open(loop, voice, text, SynthesisOptions(length_scale=tag)) for tag, text in texts.items()}
         results = await asyncio.gather(*(_collect(s) for s in streams.values()))
         await loop.close()
         return texts, streams, results
@@ -152,14 +160,14 @@ def test_a_closed_stream_takes_no_more_engine_steps_and_its_memory_is_freed():
         engine = FakeEngine()
         loop = await _started(engine, max_unsent_chunks=1)
         voice = FakeVoice()
-        long = loop.open(voice, " ".join(["word"] * 200), SynthesisOptions(length_scale=1.0))
+        long = _open(loop, voice, " ".join(["word"] * 200), SynthesisOptions(length_scale=1.0))
         iterator = long.__aiter__()
         await iterator.__anext__()
         long_sentence = engine.encoded[0]
         await iterator.aclose()
         await long.aclose()
         steps_at_close = engine.work_done[1.0]
-        await _collect(loop.open(voice, "a short one", SynthesisOptions(length_scale=2.0)))
+        await _collect(_open(loop, voice, "a short one", SynthesisOptions(length_scale=2.0)))
         gc.collect()
         freed = long_sentence() is None
         await loop.close()
@@ -177,7 +185,7 @@ def test_an_unpaced_stream_runs_to_its_end_while_the_clock_stands_still():
 
     async def scenario():
         loop = await _started(FakeEngine(), clock=lambda: 0.0, max_ahead_seconds=0.5)
-        stream = loop.open(FakeVoice(), " ".join(["word"] * 100), SynthesisOptions(length_scale=1.0), paced=False)
+        stream = _open(loop, FakeVoice(), " ".join(["word"] * 100), SynthesisOptions(length_scale=1.0), paced=False)
         try:
             return await asyncio.wait_for(_collect(stream), timeout=60)  # a hang becomes a failure
         finally:
@@ -194,12 +202,12 @@ def test_a_failing_step_fails_its_streams_only_and_the_loop_goes_on():
         engine.fail_decode_for.add(9.0)
         loop = await _started(engine)
         voice = FakeVoice()
-        doomed = loop.open(voice, "this one fails", SynthesisOptions(length_scale=9.0))
+        doomed = _open(loop, voice, "this one fails", SynthesisOptions(length_scale=9.0))
         with pytest.raises(RuntimeError, match="blew up"):
             await _collect(doomed)
         with pytest.raises(InvalidTextError):
-            await _collect(loop.open(voice, "...", SynthesisOptions(length_scale=4.0)))
-        fine = await _collect(loop.open(voice, "this one works", SynthesisOptions(length_scale=5.0)))
+            await _collect(_open(loop, voice, "...", SynthesisOptions(length_scale=4.0)))
+        fine = await _collect(_open(loop, voice, "this one works", SynthesisOptions(length_scale=5.0)))
         active = loop.active_streams
         await loop.close()
         return fine, active
@@ -218,9 +226,9 @@ def test_a_crashed_loop_fails_its_streams_instead_of_leaving_them_waiting():
 
         loop._deliver = broken
         with pytest.raises(AssertionError, match="scheduler bug"):
-            await _collect(loop.open(voice, "anyone there", SynthesisOptions(length_scale=1.0)))
+            await _collect(_open(loop, voice, "anyone there", SynthesisOptions(length_scale=1.0)))
         with pytest.raises(RuntimeError, match="stopped"):
-            loop.open(voice, "and now", SynthesisOptions(length_scale=1.0))
+            _open(loop, voice, "and now", SynthesisOptions(length_scale=1.0))
         await loop.close()
 
     run(scenario())
@@ -231,7 +239,7 @@ def test_a_sentence_encoded_head_first_streams_whole_and_its_start_follows_its_f
         engine = HeadFirstFakeEngine(head_frames=4)
         loop = await _started(engine)
         # 15 frames (head first: 4 of them, then the rest), then 6 frames (whole).
-        stream = loop.open(FakeVoice(), "one two three four five. six seven", SynthesisOptions(length_scale=1.0))
+        stream = _open(loop, FakeVoice(), "one two three four five. six seven", SynthesisOptions(length_scale=1.0))
         chunks, starts_seen = [], []
         try:
             async for chunk in stream:

@@ -249,3 +249,42 @@ def test_config_is_checked():
         SegmenterConfig(max_delay_seconds=0)
     with pytest.raises(ValueError, match="eager_min_words"):
         SegmenterConfig(eager_min_words=0)
+
+
+SSML = SegmenterConfig(eager_first=False, ssml=True, clean_markup=False)
+
+
+def test_ssml_segments_end_only_outside_elements():
+    fragments = [
+        "Call <say-as interpret-",
+        'as="telephone">555. 0100</say-as>. Then <sub alias="Doctor',
+        '">Dr.</sub> Who. Bye.',
+    ]
+    got = texts(fragments, SSML)
+    assert got == [
+        'Call <say-as interpret-as="telephone">555. 0100</say-as>. ',
+        'Then <sub alias="Doctor">Dr.</sub> Who. ',
+        "Bye.",
+    ]
+    assert_covers(segments(fragments, SSML), "".join(fragments))
+
+
+def test_ssml_element_split_across_fragments_is_held_until_complete():
+    segmenter = Segmenter(SSML)
+    assert [s.text for s in segmenter.push("One. <prosody rate='slow'>Two. Three", 0.0)] == ["One. "]
+    assert segmenter.flush(0.0) == []  # a flush speaks what is complete, and holds the open element
+    assert segmenter.poll(1e9) == []  # nor does waiting cut inside it
+    assert [s.text for s in segmenter.push(".</prosody> Four. ", 0.0)] == [
+        "<prosody rate='slow'>Two. Three.</prosody> "
+    ]
+
+
+def test_ssml_left_open_at_the_utterance_end_is_still_spoken_so_its_error_shows():
+    segmenter = Segmenter(SSML)
+    assert [s.text for s in segmenter.push("Fine. <break time='1s'", 0.0)] == ["Fine. "]
+    assert segmenter.flush(0.0) == []
+    assert [s.text for s in segmenter.flush(0.0, last=True)] == ["<break time='1s'"]
+
+
+def test_speak_tags_do_not_hold_segments():
+    assert texts(["<speak>One. Two. ", "Three.</speak>"], SSML) == ["<speak>One. ", "Two. ", "Three.</speak>"]

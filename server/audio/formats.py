@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 from .errors import UnsupportedAudioError
+from .loudness import MAX_VOLUME_GAIN_DB, MIN_VOLUME_GAIN_DB, Level
 from .ogg_opus import FRAME_MS, OPUS_RATES
 
 MIN_RATE_HZ, MAX_RATE_HZ = 8000, 48000
@@ -33,10 +34,17 @@ class AudioRequest:
     encoding: Encoding = Encoding.LINEAR16
     sample_rate_hz: int = 0
     chunk_ms: int = 0
+    volume_gain_db: float = 0.0  # on top of the voice's calibrated level
 
-    def resolve(self, native_rate_hz: int, streaming: bool) -> OutputFormat:
-        """The exact output for a voice of ``native_rate_hz``, or :class:`UnsupportedAudioError`."""
+    def resolve(self, native_rate_hz: int, streaming: bool, voice_gain_db: float = 0.0) -> OutputFormat:
+        """The exact output for a voice of ``native_rate_hz`` whose calibration gain is
+        ``voice_gain_db``, or :class:`UnsupportedAudioError`."""
         encoding, rate = self.encoding, self.sample_rate_hz or native_rate_hz
+        if not MIN_VOLUME_GAIN_DB <= self.volume_gain_db <= MAX_VOLUME_GAIN_DB:  # NaN fails too
+            raise UnsupportedAudioError(
+                f"volume_gain_db {self.volume_gain_db:g} is out of range: use {MIN_VOLUME_GAIN_DB:g} to "
+                f"{MAX_VOLUME_GAIN_DB:g} dB (0 keeps the server's level)"
+            )
         if streaming and encoding not in STREAMABLE:
             allowed = ", ".join(e.value for e in STREAMABLE)
             raise UnsupportedAudioError(f"{encoding.value} is for Synthesize only; a stream can use {allowed}")
@@ -49,7 +57,8 @@ class AudioRequest:
             raise UnsupportedAudioError(
                 f"{encoding.value} cannot take {rate} Hz{native}; set sample_rate_hz to one of {', '.join(map(str, OPUS_RATES))}"
             )
-        return OutputFormat(encoding, rate, native_rate_hz, self._chunk_samples(rate, streaming))
+        level = Level(voice_gain_db + self.volume_gain_db)
+        return OutputFormat(encoding, rate, native_rate_hz, self._chunk_samples(rate, streaming), level)
 
     def _chunk_samples(self, rate: int, streaming: bool) -> int | None:
         ms = self.chunk_ms
@@ -79,6 +88,7 @@ class OutputFormat:
     sample_rate_hz: int
     source_rate_hz: int  # the voice's rate, what the engine produces
     chunk_samples: int | None  # exact samples per chunk (the last may be shorter); None: as produced
+    level: Level = Level()  # gain and limiter, applied at the output rate
 
     def output_position(self, source_sample: int) -> int:
         """Where a sample of the engine's audio lands in the output (the resampler keeps time exactly)."""

@@ -1,6 +1,6 @@
 """One stream's way from the engine's float chunks to the bytes a client receives.
 
-resample (stateful) → cut into chunks of the asked duration (if any) → encode.
+resample (stateful) → level (gain and limiter, memoryless) → cut into chunks of the asked duration (if any) → encode.
 Each :class:`EncodedChunk` says which samples of the output it holds, at the
 output rate, so offsets add up exactly from the first chunk to the last.
 """
@@ -52,12 +52,12 @@ class AudioEncoderStream:
 
     def push(self, samples: np.ndarray) -> Iterator[EncodedChunk]:
         """The chunks ``samples`` completes, each encoded only when asked for (so the first can go out sooner)."""
-        pcm = to_int16(self._resampler.push(samples))
+        pcm = to_int16(self.output.level.apply(self._resampler.push(samples)))
         return self._chunks(pcm, last=False)
 
     def finish(self) -> list[EncodedChunk]:
         """The rest: the resampler's tail, a last short chunk, Opus's end-of-stream page."""
-        return list(self._chunks(to_int16(self._resampler.finish()), last=True))
+        return list(self._chunks(to_int16(self.output.level.apply(self._resampler.finish())), last=True))
 
     def _chunks(self, pcm: np.ndarray, last: bool) -> Iterator[EncodedChunk]:
         size = self.output.chunk_samples
@@ -100,7 +100,7 @@ def encode_whole(output: OutputFormat, samples: np.ndarray) -> tuple[bytes, int]
     """A whole text's audio in ``output`` (Synthesize): the bytes and the number of samples."""
     if output.encoding is Encoding.WAV:
         resampler = StreamResampler(output.source_rate_hz, output.sample_rate_hz)
-        audio = np.concatenate([resampler.push(samples), resampler.finish()])
+        audio = output.level.apply(np.concatenate([resampler.push(samples), resampler.finish()]))
         return wav_file(audio, output.sample_rate_hz), len(audio)
     stream = AudioEncoderStream(output)
     chunks = [*stream.push(samples), *stream.finish()]

@@ -254,6 +254,27 @@ def _window_spans(start: int, end: int, frames: int, field: ReceptiveField) -> t
     return dec_lo, dec_hi, *_widen(max(0, dec_lo - field.flow), min(frames, dec_hi + field.flow), frames)
 
 
+def _id_scales(request: SentenceRequest) -> torch.Tensor:
+    """Each id's length scale: the sentence's, divided by any rate set on the id (SSML prosody)."""
+    ids = len(request.sentence.phoneme_ids)
+    if not request.sentence.rates:
+        return torch.full((ids,), request.length_scale, dtype=torch.float32)
+    return request.length_scale / torch.tensor(request.sentence.rates, dtype=torch.float32)
+
+
+def _with_pauses(durations: torch.Tensor, sentence: PhonemizedSentence, voice: Voice, first: int = 0) -> torch.Tensor:
+    """``durations`` (frames of ids ``first`` on) with the sentence's set pauses in place of the
+    predicted ones: a pause of set length is exact to a frame, whatever the model would say."""
+    if not sentence.pauses:
+        return durations
+    frames_per_second = voice.info.sample_rate / voice.hop_length
+    durations = durations.clone()
+    for index, seconds in sentence.pauses:
+        if first <= index < first + len(durations):
+            durations[index - first] = round(seconds * frames_per_second)
+    return durations
+
+
 def _stack_padded(items: Sequence[torch.Tensor], length: int) -> torch.Tensor:
     return torch.stack([F.pad(t, (0, length - t.shape[-1])) for t in items])
 
@@ -377,7 +398,7 @@ class Engine:
             ids=ids.to(device),
             mask=_length_mask(lengths, longest, device, torch.float32),
             duration_noise=duration_noise.to(device),
-            scales=torch.tensor([r.length_scale for r in batch], dtype=torch.float32, device=device),
+            scales=_stack_padded([_id_scales(r) for r in batch], longest).to(device),
             g=self._speakers(voice, [r.speaker_id for r in batch], torch.float32),
             padded=min(lengths) != longest,
             lengths=lengths,
@@ -404,7 +425,7 @@ class Engine:
         sentences = []
         for row, request in enumerate(batch):
             n = inputs.lengths[row]
-            d = durations[row, :n]
+            d = _with_pauses(durations[row, :n], request.sentence, voice)
             noise = _PriorNoise(request.generator, model.inter_channels)
             if int(d.sum()) > 0:
                 z_p = self._prior(voice, m_all[row, :, :n], logs_all[row, :, :n], d, noise, request.noise_scale)
@@ -423,7 +444,7 @@ class Engine:
         part = model.encode_top(
             hidden, inputs.mask, inputs.duration_noise, inputs.scales, inputs.g, inputs.padded, head=head
         )
-        d = part.durations[0].cpu()
+        d = _with_pauses(part.durations[0].cpu(), request.sentence, voice)
         noise = _PriorNoise(request.generator, model.inter_channels)
         sentence = EncodedSentence(
             voice,
@@ -445,7 +466,7 @@ class Engine:
             rest.hidden, inputs.mask, inputs.duration_noise, inputs.scales, inputs.g, inputs.padded
         )
         head, n = len(sentence.durations), inputs.lengths[0]
-        d = whole.durations[0, head:n].cpu()
+        d = _with_pauses(whole.durations[0, head:n].cpu(), sentence.sentence, voice, first=head)
         z_rest = self._prior(voice, whole.m[0, :, head:n], whole.logs[0, :, head:n], d, rest.noise, rest.noise_scale)
         return EncodedSentence(
             voice,

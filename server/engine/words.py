@@ -74,9 +74,12 @@ def align_words(
     Tokens that speak nothing on their own (a lone dash) are not words. A word
     whose phonemes the voice left out gets an empty span where it would be.
     """
-    words: list[tuple[int, int]] = []
-    text_phonemes: list[str] = []
-    text_labels: list[int] = []
+    return align_word_sounds(text_words(text, phonemize_word), sentences, id_map)
+
+
+def text_words(text: str, phonemize_word: Callable[[str], list[str]]) -> list[tuple[int, int, list[str]]]:
+    """Each word of ``text`` that speaks something: ``(char_start, char_end, its sounds)``."""
+    words = []
     for match in _TOKEN.finditer(text):
         sounds = [p for p in phonemize_word(match.group()) if _is_sound(p)]
         if not sounds:
@@ -84,6 +87,24 @@ def align_words(
         start, end = _trimmed(text, match.start(), match.end())
         if start == end:  # all punctuation, yet spoken ("&" is "and"): the whole token is the word
             start, end = match.start(), match.end()
+        words.append((start, end, sounds))
+    return words
+
+
+def align_word_sounds(
+    found: Sequence[tuple[int, int, Sequence[str]]],
+    sentences: Sequence[Sequence[str]],
+    id_map: Mapping[str, Sequence[int]],
+) -> list[list[WordSpan]]:
+    """:func:`align_words` for words already found: ``(char_start, char_end, phonemes)`` each,
+    in order (the phonemes' sounds are aligned; pauses and stress marks are left out)."""
+    words: list[tuple[int, int]] = []
+    text_phonemes: list[str] = []
+    text_labels: list[int] = []
+    for start, end, phonemes in found:
+        sounds = [p for p in phonemes if _is_sound(p)]
+        if not sounds:
+            continue
         text_phonemes += sounds
         text_labels += [len(words)] * len(sounds)
         words.append((start, end))

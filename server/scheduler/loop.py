@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from ..engine import AudioChunk, DecodeWindow, EncodedSentence, SentenceRequest, SentenceStart, SynthesisOptions, Voice
+from ..text.speech import Speech
 from .core import DecodeWork, Encoded, EncodeWork, Scheduler, SchedulerConfig, Step
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class _Job:
     """One stream's state in the loop; the engine-side fields (requests, offsets) are touched only by the engine thread."""
 
     voice: Voice
-    text: str
+    speech: Speech
     options: SynthesisOptions
     opened_at: float
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
@@ -131,7 +132,7 @@ class SchedulerLoop:
     # -- streams ------------------------------------------------------------------------
 
     def open(
-        self, voice: Voice, text: str, options: SynthesisOptions, paced: bool = True, plays_after: float = 0.0
+        self, voice: Voice, speech: Speech, options: SynthesisOptions, paced: bool = True, plays_after: float = 0.0
     ) -> ScheduledStream:
         """Admit a stream (or raise :class:`~.core.OverCapacityError` at once); ``paced=False``
         for a caller that takes the whole audio at once, ``plays_after`` for one whose listener
@@ -141,7 +142,7 @@ class SchedulerLoop:
         seconds_per_frame = voice.hop_length / voice.info.sample_rate
         now = self._clock()
         stream_id = self._scheduler.add(now, seconds_per_frame, paced, plays_after)
-        job = _Job(voice, text, options, now)
+        job = _Job(voice, speech, options, now)
         self._jobs[stream_id] = job
         self._wake.set()
         return ScheduledStream(self, stream_id, job)
@@ -234,7 +235,7 @@ class SchedulerLoop:
             job = jobs[work.stream_id]
             try:
                 if job.requests is None:  # the stream's first step: split and phonemize its text
-                    phonemized = job.voice.phonemizer.sentences(job.text, with_words=job.options.word_timestamps)
+                    phonemized = job.voice.phonemizer.speak(job.speech, with_words=job.options.word_timestamps)
                     job.requests = self._engine.sentence_requests(job.voice, phonemized, job.options)
                 to_encode.append((position, job.requests[work.sentence]))
             except Exception as error:

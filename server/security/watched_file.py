@@ -21,7 +21,11 @@ T = TypeVar("T")
 Signature = tuple[tuple[int, int, int, int], ...]
 
 
-class CredentialFileError(Exception):
+class UnusableFileError(Exception):
+    """A watched file that cannot be read or does not hold what it should."""
+
+
+class CredentialFileError(UnusableFileError):
     """A credentials file that cannot be read or does not hold what its flag expects."""
 
 
@@ -40,7 +44,7 @@ def _signature(paths: Sequence[Path]) -> Signature:
 class WatchedFiles(Generic[T]):
     """``parse(paths)`` of some files, parsed again when any of them changes.
 
-    The first parse happens at construction and its :class:`CredentialFileError` propagates
+    The first parse happens at construction and its :class:`UnusableFileError` propagates
     (start-up fails with it). A later parse that fails keeps the previous value and logs one
     warning per changed state of the files: a rotation caught between writing the certificate
     and its key is retried on the next call, and the server goes on with what it had.
@@ -60,7 +64,7 @@ class WatchedFiles(Generic[T]):
             self._signature = signature
             try:
                 self._value = self._parse(self._paths)
-            except CredentialFileError as error:
+            except UnusableFileError as error:
                 log.warning("%s changed but cannot be used, keeping the previous one: %s", self._what, error)
             else:
                 self.reloads += 1

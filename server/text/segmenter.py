@@ -45,6 +45,7 @@ ABBREVIATIONS = frozenset(
 # Abbreviations only before a number ("No. 5", "Fig. 2", "p. 12"); elsewhere plain words.
 NUMBER_ABBREVIATIONS = frozenset("no nos fig vol p pp op".split())
 _SPACES = re.compile(r"\s+")
+_SPEAK_TAG = re.compile(r"</?speak\b")
 _DOTTED = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]$")  # "e.g", "U.S", "a.m" (the last full stop is cut)
 
 
@@ -56,6 +57,8 @@ class SegmenterConfig:
     max_segment_chars: int = 300
     client_segments: bool = False
     clean_markup: bool = True  # markdown and emoji (see hygiene.py)
+    # The text is SSML content: segments end only outside tags and elements (see _inside_markup).
+    ssml: bool = False
 
     def __post_init__(self) -> None:
         if self.eager_min_words < 1:
@@ -116,13 +119,19 @@ class Segmenter:
             return []
         return self._cut(self._certain_ends(final=False), now)
 
-    def flush(self, now: float) -> list[Segment]:
-        """Everything pending, now (``flush`` and ``end_of_utterance``)."""
+    def flush(self, now: float, last: bool = False) -> list[Segment]:
+        """Everything pending, now (``flush`` and, with ``last``, ``end_of_utterance``). SSML: an
+        element still open is held for the text that completes it, unless this is the ``last``
+        flush: then it goes too, incomplete (its reader reports where)."""
         if self.config.client_segments:
             ends = [len(self._text)]
         else:
             ends = [*self._certain_ends(final=True), len(self._text)]
-        return self._cut(ends, now)
+        segments = self._cut(ends, now)
+        if last and self.pending:
+            segments.append(self._segment(self._emitted, len(self._text)))
+            self._emitted = len(self._text)
+        return segments
 
     def deadline(self) -> float | None:
         """When :meth:`poll` will cut waiting text (None: nothing waits)."""
@@ -142,6 +151,8 @@ class Segmenter:
 
     def _cut(self, ends: list[int], now: float) -> list[Segment]:
         segments = []
+        inside = self._inside_markup()
+        ends = [end for end in ends if not inside[end]]
         for end in ends:
             segments += self._cut_long(end, final=True)
             if end > self._emitted:
@@ -158,12 +169,15 @@ class Segmenter:
         that reaches ``end`` may still grow."""
         limit = self.config.max_segment_chars
         segments = []
+        inside = self._inside_markup()
         while not self.config.client_segments and end - self._emitted > limit:
             cut = self._last_word_boundary(self._emitted + limit, end if final else None)
             if cut is None:
-                match = _SPACES.search(self._text, self._emitted + limit, end)
+                match = next(
+                    (m for m in _SPACES.finditer(self._text, self._emitted + limit, end) if not inside[m.end()]), None
+                )
                 if match is None or (match.end() == end and not final):
-                    break  # the word goes on: wait for its end
+                    break  # the word (or element) goes on: wait for its end
                 cut = match.end()
             segments.append(self._segment(self._emitted, cut))
             self._emitted = cut
@@ -179,16 +193,39 @@ class Segmenter:
         leaves whole words on both sides), or None. A run that reaches the text's end counts
         only if ``known_end`` says nothing more comes there."""
         text = self._text
+        inside = self._inside_markup()
         i = limit - 1
         while i > self._emitted:
             if text[i].isspace() and not text[i - 1].isspace():
                 end = i
                 while end < len(text) and text[end].isspace():
                     end += 1
-                if end < len(text) or end == known_end:
+                if (end < len(text) or end == known_end) and not inside[end]:
                     return end
             i -= 1
         return None
+
+    def _inside_markup(self) -> bytearray:
+        """For each cut position ``0..len(text)``, whether it falls inside an SSML tag or an
+        element that is not closed yet (all zeros for plain text). ``<speak>`` and
+        ``</speak>`` are not counted: a live utterance is content, its root implied."""
+        text = self._text
+        inside = bytearray(len(text) + 1)
+        if not self.config.ssml:
+            return inside
+        depth, tag_start = 0, -1
+        for i, char in enumerate(text):
+            inside[i] = tag_start >= 0 or depth > 0
+            if char == "<" and tag_start < 0:
+                tag_start = i
+            elif char == ">" and tag_start >= 0:
+                tag = text[tag_start : i + 1]
+                tag_start = -1
+                if _SPEAK_TAG.match(tag) or tag.startswith(("<!", "<?")) or tag.endswith("/>"):
+                    continue
+                depth = max(0, depth - 1) if tag.startswith("</") else depth + 1
+        inside[len(text)] = tag_start >= 0 or depth > 0
+        return inside
 
     # -- where sentences end ------------------------------------------------------------
 
@@ -202,9 +239,9 @@ class Segmenter:
         while i < n:
             char = text[i]
             if char in ASCII_TERMINATORS or char in CJK_TERMINATORS or char == "\n":
-                after = i + 1
-                while after < n and text[after] in CLOSERS:
-                    after += 1
+                after = self._past_closers(i + 1)
+                if after is None:
+                    break  # a tag after the terminator is still arriving
                 if char in ASCII_TERMINATORS and after < n and not text[after].isspace():
                     i = after  # "3.5", "example.com", "Sentence one.Sentence two"
                     continue
@@ -240,6 +277,24 @@ class Segmenter:
             i += 1
         return ends
 
+    def _past_closers(self, at: int) -> int | None:
+        """The first index from ``at`` past closing quotes and brackets (and, in SSML, end tags
+        and empty elements such as ``</s>`` or ``<break/>``); None while a tag there is incomplete."""
+        text, n = self._text, len(self._text)
+        while at < n:
+            if text[at] in CLOSERS:
+                at += 1
+            elif self.config.ssml and text[at] == "<":
+                close = text.find(">", at)
+                if close < 0:
+                    return None
+                if not (text.startswith("</", at) or text[close - 1] == "/"):
+                    break
+                at = close + 1
+            else:
+                break
+        return at
+
     def _ends_sentence(self, start: int, at: int, following: int) -> bool:
         """Whether the terminator at ``at`` ends the segment that began at ``start``."""
         text = self._text
@@ -251,7 +306,8 @@ class Segmenter:
         if char == "…" or (at > 0 and text[at - 1] == "."):
             return True  # an ellipsis before a capital
         word_start = at
-        while word_start > start and not text[word_start - 1].isspace() and text[word_start - 1] not in "([{\"'“‘":
+        openers = "([{\"'“‘>" if self.config.ssml else "([{\"'“‘"  # SSML: a word starts after a tag too
+        while word_start > start and not text[word_start - 1].isspace() and text[word_start - 1] not in openers:
             word_start -= 1
         word = text[word_start:at]
         if word.lower() in NUMBER_ABBREVIATIONS and following < len(text) and text[following].isdigit():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 
 import grpc
 
@@ -28,6 +29,7 @@ from ..live import LiveSession, SessionError, UtteranceAudio
 from ..service import SpeechRequest, SynthesisService, WordTiming
 from ..telemetry import RpcCall, Telemetry
 from ..text import SegmenterConfig
+from ..text.lexicon import LexiconError, parse_riva_dictionary
 from .errors import translate_errors
 from .observe import observed
 from .utterance_audio import UtteranceEncoder
@@ -43,6 +45,11 @@ ENCODING_FROM_RIVA = {
     riva_audio.ALAW: Encoding.ALAW,
     riva_audio.OGGOPUS: Encoding.OGG_OPUS,
 }
+
+
+def is_riva_ssml(text: str) -> bool:
+    """Riva reads a request's text as SSML when it starts with ``<speak>``."""
+    return text.lstrip().startswith("<speak")
 
 
 def riva_language(language: str) -> str:
@@ -119,11 +126,10 @@ class RivaServicer(rtts_grpc.RivaSpeechSynthesisServicer):
     def _speech_request(self, request: rtts.SynthesizeSpeechRequest) -> SpeechRequest:
         if request.HasField("zero_shot_data"):
             raise InvalidOptionError("zero_shot_data (voice cloning) is not supported: Piper voices cannot clone")
-        if request.custom_dictionary:
-            raise InvalidOptionError(
-                "custom_dictionary is not supported yet (pronunciation lexicons are to come); "
-                "spell the words as they are said"
-            )
+        try:
+            pronunciations = parse_riva_dictionary(request.custom_dictionary)
+        except LexiconError as error:
+            raise InvalidOptionError(str(error)) from None
         if request.custom_configuration:
             raise InvalidOptionError(
                 f"custom_configuration is not supported (got {listed(sorted(request.custom_configuration))}); send none"
@@ -137,8 +143,11 @@ class RivaServicer(rtts_grpc.RivaSpeechSynthesisServicer):
             )
             raise InvalidOptionError(f"encoding {name} is not supported; use one of {supported}")
         voice, speaker = self._voice(request)
+        ssml = is_riva_ssml(request.text)
         return SpeechRequest(
-            text=request.text,
+            text="" if ssml else request.text,
+            ssml=request.text if ssml else "",
+            pronunciations=tuple(sorted(pronunciations.entries.items())),
             voice=voice,
             speaker_id=speaker,
             audio=AudioRequest(ENCODING_FROM_RIVA[request.encoding], request.sample_rate_hz, 0),
@@ -179,7 +188,12 @@ class RivaServicer(rtts_grpc.RivaSpeechSynthesisServicer):
         if first is None:
             return  # no request, no audio: OK, as Riva answers
         _describe(call, first)
-        session = await LiveSession.open(self._service, self._speech_request(first), SegmenterConfig())
+        request = self._speech_request(first)
+        ssml = bool(request.ssml)  # the whole call is SSML when its first text is (as Riva reads it)
+        request = replace(request, text="", ssml="")
+        session = await LiveSession.open(
+            self._service, request, SegmenterConfig(ssml=ssml, clean_markup=not ssml), ssml=ssml
+        )
         call.describe(
             {"syrinx.voice": session.voice.name, "syrinx.audio.sample_rate_hz": session.output.sample_rate_hz}
         )

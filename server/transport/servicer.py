@@ -41,7 +41,9 @@ def _audio_request(config) -> AudioRequest:
         raise InvalidOptionError(
             f"unknown encoding {config.encoding}; use one of {', '.join(pb.AudioEncoding.keys()[1:])}"
         )
-    return AudioRequest(ENCODING_FROM_PROTO[config.encoding], config.sample_rate_hz, config.chunk_duration_ms)
+    return AudioRequest(
+        ENCODING_FROM_PROTO[config.encoding], config.sample_rate_hz, config.chunk_duration_ms, config.volume_gain_db
+    )
 
 
 def _speech_request(message) -> SpeechRequest:
@@ -51,6 +53,8 @@ def _speech_request(message) -> SpeechRequest:
         )
     return SpeechRequest(
         text=message.text,
+        ssml=message.ssml,
+        pronunciations=tuple(sorted(message.pronunciations.items())),
         voice=message.voice,
         speaking_rate=message.speaking_rate,
         speaker_id=message.speaker_id,
@@ -63,7 +67,7 @@ def _speech_request(message) -> SpeechRequest:
 MAX_DELAY_MS = 10_000
 
 
-def _segmentation(message) -> SegmenterConfig:
+def _segmentation(message, ssml: bool = False) -> SegmenterConfig:
     if message.max_delay_ms > MAX_DELAY_MS:
         raise InvalidOptionError(
             f"max_delay_ms {message.max_delay_ms} is over the limit of {MAX_DELAY_MS}; 0 means 1500"
@@ -72,7 +76,8 @@ def _segmentation(message) -> SegmenterConfig:
         eager_first=not message.no_eager_first_segment,
         max_delay_seconds=(message.max_delay_ms or 1500) / 1000,
         client_segments=message.client_segments,
-        clean_markup=not message.keep_markup,
+        clean_markup=not message.keep_markup and not ssml,
+        ssml=ssml,
     )
 
 
@@ -135,17 +140,19 @@ def _describe(call: RpcCall, message) -> None:
     The strings are not checked yet, so they are quoted in part: a megabyte voice name
     must not become a megabyte log line."""
     encoding = message.audio_config.encoding
+    source = message.ssml or message.text  # the text, or the SSML that stands for it
     call.describe(
         {
             "syrinx.voice": quoted(message.voice) or "(default)",
-            "syrinx.text.length": len(message.text),
+            "syrinx.text.length": len(source),
+            "syrinx.ssml": bool(message.ssml),
             "syrinx.audio.encoding": pb.AudioEncoding.Name(encoding)
             if encoding in pb.AudioEncoding.values()
             else str(encoding),
             "syrinx.audio.sample_rate_hz": message.audio_config.sample_rate_hz,
             "syrinx.request_id": quoted(message.request_id),
         },
-        text=message.text,
+        text=source,
     )
 
 
@@ -244,10 +251,13 @@ class SynthesizerServicer(pb_grpc.SynthesizerServicer):
             speaker_id=settings.speaker_id,
             seed=settings.seed if settings.HasField("seed") else None,
             enable_word_timestamps=settings.enable_word_timestamps,
+            pronunciations=settings.pronunciations,
         )
         _describe(call, as_stream)
         request = _speech_request(as_stream)
-        session = await LiveSession.open(self._service, request, _segmentation(settings.segmentation))
+        session = await LiveSession.open(
+            self._service, request, _segmentation(settings.segmentation, settings.ssml), ssml=settings.ssml
+        )
         _described_output(call, session.voice, session.output)
         reader = asyncio.get_running_loop().create_task(self._read_live(messages, session))
         outputs: dict[str, _UtteranceOutput] = {}

@@ -97,7 +97,8 @@ class VitsModel(nn.Module):
     ) -> EncodedBatch:
         """Text encoder and duration predictor for padded ``ids (batch, phonemes)``.
 
-        ``mask`` is ``(batch, 1, phonemes)``; ``duration_noise`` is already scaled by
+        ``mask`` is ``(batch, 1, phonemes)``; ``length_scales`` is ``(batch, phonemes)`` (a
+        sentence's scale, times any rate set on its ids); ``duration_noise`` is already scaled by
         each sentence's noise width (zeros for the plain predictor). ``padded``: whether
         any id is padding (``False`` saves the attention masks).
         """
@@ -126,8 +127,9 @@ class VitsModel(nn.Module):
         if rows is not None:
             known = rows - self.enc_p.encoder.top_radius  # outputs past this read the cut
             x, mask, duration_noise = x[..., :known], mask[..., :known], duration_noise[..., :known]
+            length_scales = length_scales[..., :known]
         logw = self.dp(x, mask, duration_noise, g=g)
-        widths = torch.exp(logw) * mask * length_scales[:, None, None]
+        widths = torch.exp(logw) * mask * length_scales[:, None, :]
         durations = torch.ceil(widths)[:, 0].long()
         if head is not None:
             m, logs, durations = m[..., :head], logs[..., :head], durations[..., :head]

@@ -23,14 +23,16 @@ AUDIO_ENCODING_ALAW: AudioEncoding
 AUDIO_ENCODING_OGG_OPUS: AudioEncoding
 
 class AudioConfig(_message.Message):
-    __slots__ = ("encoding", "sample_rate_hz", "chunk_duration_ms")
+    __slots__ = ("encoding", "sample_rate_hz", "chunk_duration_ms", "volume_gain_db")
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
     CHUNK_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_GAIN_DB_FIELD_NUMBER: _ClassVar[int]
     encoding: AudioEncoding
     sample_rate_hz: int
     chunk_duration_ms: int
-    def __init__(self, encoding: _Optional[_Union[AudioEncoding, str]] = ..., sample_rate_hz: _Optional[int] = ..., chunk_duration_ms: _Optional[int] = ...) -> None: ...
+    volume_gain_db: float
+    def __init__(self, encoding: _Optional[_Union[AudioEncoding, str]] = ..., sample_rate_hz: _Optional[int] = ..., chunk_duration_ms: _Optional[int] = ..., volume_gain_db: _Optional[float] = ...) -> None: ...
 
 class AudioFormat(_message.Message):
     __slots__ = ("encoding", "sample_rate_hz", "channels")
@@ -43,7 +45,14 @@ class AudioFormat(_message.Message):
     def __init__(self, encoding: _Optional[_Union[AudioEncoding, str]] = ..., sample_rate_hz: _Optional[int] = ..., channels: _Optional[int] = ...) -> None: ...
 
 class SynthesizeRequest(_message.Message):
-    __slots__ = ("text", "voice", "audio_config", "speaking_rate", "request_id", "speaker_id", "seed")
+    __slots__ = ("text", "voice", "audio_config", "speaking_rate", "request_id", "speaker_id", "seed", "ssml", "pronunciations")
+    class PronunciationsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     TEXT_FIELD_NUMBER: _ClassVar[int]
     VOICE_FIELD_NUMBER: _ClassVar[int]
     AUDIO_CONFIG_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +60,8 @@ class SynthesizeRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SPEAKER_ID_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    SSML_FIELD_NUMBER: _ClassVar[int]
+    PRONUNCIATIONS_FIELD_NUMBER: _ClassVar[int]
     text: str
     voice: str
     audio_config: AudioConfig
@@ -58,7 +69,9 @@ class SynthesizeRequest(_message.Message):
     request_id: str
     speaker_id: int
     seed: int
-    def __init__(self, text: _Optional[str] = ..., voice: _Optional[str] = ..., audio_config: _Optional[_Union[AudioConfig, _Mapping]] = ..., speaking_rate: _Optional[float] = ..., request_id: _Optional[str] = ..., speaker_id: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+    ssml: str
+    pronunciations: _containers.ScalarMap[str, str]
+    def __init__(self, text: _Optional[str] = ..., voice: _Optional[str] = ..., audio_config: _Optional[_Union[AudioConfig, _Mapping]] = ..., speaking_rate: _Optional[float] = ..., request_id: _Optional[str] = ..., speaker_id: _Optional[int] = ..., seed: _Optional[int] = ..., ssml: _Optional[str] = ..., pronunciations: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class SynthesizeResponse(_message.Message):
     __slots__ = ("audio", "format", "num_samples", "request_id")
@@ -73,7 +86,14 @@ class SynthesizeResponse(_message.Message):
     def __init__(self, audio: _Optional[bytes] = ..., format: _Optional[_Union[AudioFormat, _Mapping]] = ..., num_samples: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class StreamSynthesizeRequest(_message.Message):
-    __slots__ = ("text", "voice", "audio_config", "speaking_rate", "request_id", "speaker_id", "seed", "enable_word_timestamps")
+    __slots__ = ("text", "voice", "audio_config", "speaking_rate", "request_id", "speaker_id", "seed", "enable_word_timestamps", "ssml", "pronunciations")
+    class PronunciationsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     TEXT_FIELD_NUMBER: _ClassVar[int]
     VOICE_FIELD_NUMBER: _ClassVar[int]
     AUDIO_CONFIG_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +102,8 @@ class StreamSynthesizeRequest(_message.Message):
     SPEAKER_ID_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     ENABLE_WORD_TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
+    SSML_FIELD_NUMBER: _ClassVar[int]
+    PRONUNCIATIONS_FIELD_NUMBER: _ClassVar[int]
     text: str
     voice: str
     audio_config: AudioConfig
@@ -90,7 +112,9 @@ class StreamSynthesizeRequest(_message.Message):
     speaker_id: int
     seed: int
     enable_word_timestamps: bool
-    def __init__(self, text: _Optional[str] = ..., voice: _Optional[str] = ..., audio_config: _Optional[_Union[AudioConfig, _Mapping]] = ..., speaking_rate: _Optional[float] = ..., request_id: _Optional[str] = ..., speaker_id: _Optional[int] = ..., seed: _Optional[int] = ..., enable_word_timestamps: _Optional[bool] = ...) -> None: ...
+    ssml: str
+    pronunciations: _containers.ScalarMap[str, str]
+    def __init__(self, text: _Optional[str] = ..., voice: _Optional[str] = ..., audio_config: _Optional[_Union[AudioConfig, _Mapping]] = ..., speaking_rate: _Optional[float] = ..., request_id: _Optional[str] = ..., speaker_id: _Optional[int] = ..., seed: _Optional[int] = ..., enable_word_timestamps: _Optional[bool] = ..., ssml: _Optional[str] = ..., pronunciations: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class StreamSynthesizeResponse(_message.Message):
     __slots__ = ("audio", "sequence_number", "offset_samples", "num_samples", "final", "format", "request_id", "words")
@@ -177,7 +201,14 @@ class LiveSynthesizeRequest(_message.Message):
     def __init__(self, settings: _Optional[_Union[LiveSettings, _Mapping]] = ..., utterance_id: _Optional[str] = ..., text: _Optional[str] = ..., flush: _Optional[bool] = ..., end_of_utterance: _Optional[bool] = ..., cancel: _Optional[bool] = ...) -> None: ...
 
 class LiveSettings(_message.Message):
-    __slots__ = ("voice", "audio_config", "speaking_rate", "speaker_id", "seed", "enable_word_timestamps", "segmentation", "request_id")
+    __slots__ = ("voice", "audio_config", "speaking_rate", "speaker_id", "seed", "enable_word_timestamps", "segmentation", "request_id", "ssml", "pronunciations")
+    class PronunciationsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     VOICE_FIELD_NUMBER: _ClassVar[int]
     AUDIO_CONFIG_FIELD_NUMBER: _ClassVar[int]
     SPEAKING_RATE_FIELD_NUMBER: _ClassVar[int]
@@ -186,6 +217,8 @@ class LiveSettings(_message.Message):
     ENABLE_WORD_TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
     SEGMENTATION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SSML_FIELD_NUMBER: _ClassVar[int]
+    PRONUNCIATIONS_FIELD_NUMBER: _ClassVar[int]
     voice: str
     audio_config: AudioConfig
     speaking_rate: float
@@ -194,7 +227,9 @@ class LiveSettings(_message.Message):
     enable_word_timestamps: bool
     segmentation: Segmentation
     request_id: str
-    def __init__(self, voice: _Optional[str] = ..., audio_config: _Optional[_Union[AudioConfig, _Mapping]] = ..., speaking_rate: _Optional[float] = ..., speaker_id: _Optional[int] = ..., seed: _Optional[int] = ..., enable_word_timestamps: _Optional[bool] = ..., segmentation: _Optional[_Union[Segmentation, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    ssml: bool
+    pronunciations: _containers.ScalarMap[str, str]
+    def __init__(self, voice: _Optional[str] = ..., audio_config: _Optional[_Union[AudioConfig, _Mapping]] = ..., speaking_rate: _Optional[float] = ..., speaker_id: _Optional[int] = ..., seed: _Optional[int] = ..., enable_word_timestamps: _Optional[bool] = ..., segmentation: _Optional[_Union[Segmentation, _Mapping]] = ..., request_id: _Optional[str] = ..., ssml: _Optional[bool] = ..., pronunciations: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Segmentation(_message.Message):
     __slots__ = ("client_segments", "no_eager_first_segment", "max_delay_ms", "keep_markup")
