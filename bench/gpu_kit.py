@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from bench.engine_bench import _stream_run, machine
+from syrinx.server.calibration import CALIBRATION_TEXT
 from syrinx.server.engine import (
     DEFAULT_VOICE,
     Engine,
@@ -238,7 +239,8 @@ def export(kit_dir: Path, texts: Mapping[str, Any] | None = None, wheels: bool =
         *texts["latency"].values(),
         *texts["load"],
         WARM_UP_TEXT,
-    ]  # the server warms up with the last
+        CALIBRATION_TEXT,
+    ]  # the server warms up and measures its level with the last two
     texts["sentences"] = {
         text: [
             {"phonemes": list(s.phonemes), "phoneme_ids": list(s.phoneme_ids)} for s in voice.phonemizer.sentences(text)

@@ -6,7 +6,8 @@ For every corpus sentence (seeded) it synthesizes the model's raw audio once, th
 * the raw level, and piper-tts's (each sentence peak-normalized, its ``normalize_audio``);
 * Syrinx's calibrated level (one gain per voice, then the limiter), at 0, +6 and +16 dB of
   ``volume_gain_db``: the share of samples the limiter touches, and PESQ (ITU-T P.862,
-  wide band at 16 kHz) of the limited audio against the same audio scaled without a limiter.
+  wide band at 16 kHz) of the limited audio against the same audio scaled without a limiter,
+  beside PESQ of that audio hard-clipped at the ceiling instead (what a limiter is for).
 
     python -m bench.loudness_bench
 """
@@ -19,7 +20,7 @@ import statistics
 import numpy as np
 import soxr
 
-from syrinx.server.audio.loudness import KNEE_DBFS, Level, db_to_gain, integrated_loudness
+from syrinx.server.audio.loudness import CEILING_DBFS, KNEE_DBFS, Level, db_to_gain, integrated_loudness
 from syrinx.server.calibration import calibration_gain_db
 from syrinx.server.config import DEFAULT_LOUDNESS_LUFS
 from syrinx.server.engine import Engine, EngineConfig, SynthesisOptions, default_voice_files, load_voice
@@ -56,7 +57,7 @@ def main() -> None:
     print(
         f"  piper-tts (normalized)  {integrated_loudness(piper, rate):6.2f} LUFS, peak {20 * np.log10(np.abs(piper).max()):6.2f} dBFS"
     )
-    print("volume_gain_db | LUFS   | peak dBFS | samples limited | PESQ limited vs unlimited, median (min)")
+    print("volume_gain_db | LUFS   | peak dBFS | samples limited | PESQ limited, median (min) | PESQ clipped instead")
     knee = db_to_gain(KNEE_DBFS)
     for volume in (0.0, 6.0, 16.0):
         level = Level(gain + volume)
@@ -65,9 +66,12 @@ def main() -> None:
         out = np.concatenate(limited)
         touched = sum(int((np.abs(x) > knee).sum()) for x in scaled) / len(joined)
         scores = [_pesq(s, lim, rate) for s, lim in zip(scaled, limited)]
+        ceiling = db_to_gain(CEILING_DBFS)
+        clipped = [_pesq(s, np.clip(s, -ceiling, ceiling), rate) for s in scaled]  # what no limiter would give
         print(
             f"{volume:+14.0f} | {integrated_loudness(out, rate):6.2f} | {20 * np.log10(np.abs(out).max()):9.2f} | "
-            f"{100 * touched:14.3f}% | {statistics.median(scores):.3f} ({min(scores):.3f})"
+            f"{100 * touched:14.3f}% | {statistics.median(scores):.3f} ({min(scores):.3f}){'':13}| "
+            f"{statistics.median(clipped):.3f} ({min(clipped):.3f})"
         )
 
 

@@ -165,7 +165,7 @@ def test_custom_dictionary_and_ssml_from_the_real_client(server):
     plain = audio(riva(server, "synthesize", text="Ask Marta."))
     dictionary = audio(riva(server, "synthesize", text="Ask Marta.", custom_dictionary={"Marta": "ˈmɑːɹθə"}))
     assert dictionary != plain
-    bad = riva(server, "synthesize", text="Hi.", custom_dictionary={"Syrinx": "ʘa"})
+    bad = riva(server, "synthesize", text="Hi.", custom_dictionary={"Syrinx": "ʬa"})
     assert bad["code"] == "INVALID_ARGUMENT" and "lacks" in bad["details"]
     ssml = '<speak>Code <say-as interpret-as="characters">XK</say-as><break time="500ms"/> ready.</speak>'
     for command in ("synthesize", "online"):

@@ -29,8 +29,14 @@ MAX_STREAMS = 12
 
 @pytest.fixture(scope="module")
 def server():
+    # Without a loudness target the server's audio is the engine's, bit for bit: what these tests
+    # compare it with (the calibrated level is tests/test_loudness.py's).
     config = ServerConfig(
-        host="127.0.0.1", port=0, max_text_chars=MAX_TEXT, scheduler=SchedulerConfig(max_streams=MAX_STREAMS)
+        host="127.0.0.1",
+        port=0,
+        max_text_chars=MAX_TEXT,
+        scheduler=SchedulerConfig(max_streams=MAX_STREAMS),
+        loudness_target_lufs=None,
     )
     running = ServerThread(config)
     running.make_ready()
@@ -372,7 +378,7 @@ async def _until(condition, timeout: float = 30.0) -> None:
 
 
 def test_health_goes_not_serving_serving_not_serving_and_in_flight_stream_completes(engine, voice):
-    fresh = ServerThread(ServerConfig(host="127.0.0.1", port=0))
+    fresh = ServerThread(ServerConfig(host="127.0.0.1", port=0, loudness_target_lufs=None))
     health = health_pb2_grpc.HealthStub(fresh.channel)
 
     def status(name: str) -> int:

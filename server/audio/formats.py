@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from .errors import UnsupportedAudioError
-from .loudness import MAX_VOLUME_GAIN_DB, MIN_VOLUME_GAIN_DB, Level
+from .loudness import CEILING_DBFS, MAX_VOLUME_GAIN_DB, MIN_VOLUME_GAIN_DB, Level
 from .ogg_opus import FRAME_MS, OPUS_RATES
 
 MIN_RATE_HZ, MAX_RATE_HZ = 8000, 48000
@@ -25,6 +25,10 @@ class Encoding(enum.Enum):
 
 
 STREAMABLE = (Encoding.LINEAR16, Encoding.MULAW, Encoding.ALAW, Encoding.OGG_OPUS)
+# What an encoding can add to a peak once decoded, taken off the limiter's ceiling so that the
+# audio a client decodes still peaks at or under -1 dBFS: G.711 rounds to levels about 3% apart
+# near full scale; Opus is lossy, and its decoded peaks overshot by 0.6 dB in tests/test_loudness.py.
+ENCODING_HEADROOM_DB = {Encoding.MULAW: 0.5, Encoding.ALAW: 0.5, Encoding.OGG_OPUS: 1.0}
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class AudioRequest:
             raise UnsupportedAudioError(
                 f"{encoding.value} cannot take {rate} Hz{native}; set sample_rate_hz to one of {', '.join(map(str, OPUS_RATES))}"
             )
-        level = Level(voice_gain_db + self.volume_gain_db)
+        level = Level(voice_gain_db + self.volume_gain_db, CEILING_DBFS - ENCODING_HEADROOM_DB.get(encoding, 0.0))
         return OutputFormat(encoding, rate, native_rate_hz, self._chunk_samples(rate, streaming), level)
 
     def _chunk_samples(self, rate: int, streaming: bool) -> int | None:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 CEILING_DBFS = -1.0  # no output sample is louder than this once any gain is applied
-KNEE_DBFS = -6.0  # samples quieter than this pass the limiter unchanged
+KNEE_DB = 1.0  # the knee is this far under the ceiling: quieter samples pass the limiter unchanged
+KNEE_DBFS = CEILING_DBFS - KNEE_DB
 MIN_VOLUME_GAIN_DB, MAX_VOLUME_GAIN_DB = -96.0, 16.0  # a request's volume_gain_db (Google's range)
 
 _BLOCK_SECONDS, _STEP = 0.4, 0.25  # 400 ms gating blocks, 75% overlap
@@ -82,10 +83,10 @@ def integrated_loudness(samples: np.ndarray, rate: int) -> float:
     return -0.691 + 10 * math.log10(gated.mean()) if len(gated) else -math.inf
 
 
-def limit(samples: np.ndarray) -> np.ndarray:
-    """Peaks brought under ``CEILING_DBFS``: unchanged below ``KNEE_DBFS``, above it a tanh
-    curve that meets the line with the same slope and never reaches the ceiling."""
-    knee, ceiling = db_to_gain(KNEE_DBFS), db_to_gain(CEILING_DBFS)
+def limit(samples: np.ndarray, ceiling_dbfs: float = CEILING_DBFS) -> np.ndarray:
+    """Peaks brought under ``ceiling_dbfs``: unchanged below the knee (``KNEE_DB`` under it),
+    above it a tanh curve that meets the line with the same slope and never reaches the ceiling."""
+    knee, ceiling = db_to_gain(ceiling_dbfs - KNEE_DB), db_to_gain(ceiling_dbfs)
     magnitude = np.abs(samples)
     over = magnitude > knee
     if not over.any():
@@ -99,11 +100,14 @@ def limit(samples: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Level:
     """A stream's gain in dB (the voice's calibration plus the request's volume). Zero leaves
-    the samples exactly as the model made them; any other gain is followed by the limiter."""
+    the samples exactly as the model made them; any other gain is followed by the limiter,
+    whose ceiling leaves room for what the encoding adds to peaks (see ``ENCODING_HEADROOM_DB``)."""
 
     gain_db: float = 0.0
+    ceiling_dbfs: float = CEILING_DBFS
 
     def apply(self, samples: np.ndarray) -> np.ndarray:
         if self.gain_db == 0.0 or not len(samples):
             return samples
-        return limit(samples * np.float32(db_to_gain(self.gain_db))).astype(np.float32, copy=False)
+        scaled = samples * np.float32(db_to_gain(self.gain_db))
+        return limit(scaled, self.ceiling_dbfs).astype(np.float32, copy=False)

@@ -78,10 +78,12 @@ class Lexicon:
             ipa = self.entries.get(match.group().casefold())
             if ipa is None:
                 continue
-            out.append(Words(words.text[at : match.start()], words.sources[at : match.start()], words.rate))
+            out.append(words.part(at, match.start()))
             out.append(Pronounced(ipa, words.source(match.start(), match.end()), words.rate))
             at = match.end()
-        out.append(Words(words.text[at:], words.sources[at:], words.rate))
+        if at == 0:
+            return [words]
+        out.append(words.part(at, len(words.text)))
         return out
 
 

@@ -17,15 +17,26 @@ Span = tuple[int, int]  # [start, end) in the request's text, in code points
 
 @dataclass(frozen=True)
 class Words:
-    """Text the voice's phonemizer reads; ``sources[i]`` is the request span of ``text[i]``."""
+    """Text the voice's phonemizer reads; ``sources[i]`` is the request span of ``text[i]``.
+    ``sources=None``: the text is the request's own, character for character (plain text:
+    nothing is built per character for the requests that need nothing more)."""
 
     text: str
-    sources: tuple[Span, ...]
+    sources: tuple[Span, ...] | None = None
     rate: float = 1.0  # speaking rate on top of the request's (prosody)
 
     def source(self, start: int, end: int) -> Span:
         """The request span of ``text[start:end]`` (``end > start``)."""
+        if self.sources is None:
+            return start, end
         return self.sources[start][0], self.sources[end - 1][1]
+
+    def spans(self) -> tuple[Span, ...]:
+        return self.sources if self.sources is not None else tuple((i, i + 1) for i in range(len(self.text)))
+
+    def part(self, start: int, end: int) -> Words:
+        """``text[start:end]``, still pointing where it came from."""
+        return Words(self.text[start:end], self.spans()[start:end], self.rate)
 
 
 @dataclass(frozen=True)
@@ -67,7 +78,7 @@ class Speech:
     @classmethod
     def plain(cls, text: str) -> Speech:
         """A request's ``text`` read as it is."""
-        return cls((verbatim_words(text),) if text else (), verbatim=True)
+        return cls((Words(text),) if text else (), verbatim=True)
 
     @property
     def plain_text(self) -> str | None:
@@ -78,17 +89,13 @@ class Speech:
         return self.pieces[0].text if self.pieces and isinstance(self.pieces[0], Words) else ""
 
 
-def verbatim_words(text: str, offset: int = 0, rate: float = 1.0) -> Words:
-    return Words(text, tuple((offset + i, offset + i + 1) for i in range(len(text))), rate)
-
-
 def joined(pieces: Iterable[Piece]) -> tuple[Piece, ...]:
     """Adjacent :class:`Words` of one rate merged (the phonemizer reads them in one go)."""
     out: list[Piece] = []
     for piece in pieces:
         last = out[-1] if out else None
         if isinstance(piece, Words) and isinstance(last, Words) and last.rate == piece.rate:
-            out[-1] = Words(last.text + piece.text, last.sources + piece.sources, last.rate)
+            out[-1] = Words(last.text + piece.text, last.spans() + piece.spans(), last.rate)
         elif not (isinstance(piece, Words | Spelled) and not piece.text):
             out.append(piece)
     return tuple(out)
