@@ -19,14 +19,24 @@ COPY server/ server/
 COPY client/ client/
 
 FROM build-base AS build-cpu
+# Where no registry or torch index can be reached (docs/deployment.md): a directory of wheels
+# mounted into the build (PIP_FIND_LINKS=/wheels) and the machine's CA bundle for pip (PIP_CERT).
+# Unset by default; pip reads both from the environment.
+ARG PIP_FIND_LINKS
+ARG PIP_CERT
 # PyTorch publishes its CPU-only wheels on its own index; PyPI's Linux wheel is the CUDA one.
+# An empty TORCH_CPU_INDEX leaves it out (the wheel then comes from PIP_FIND_LINKS).
 ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
-RUN pip install --extra-index-url "${TORCH_CPU_INDEX}" -c constraints/cpu.txt . \
-    && python -m compileall -q /opt/syrinx/lib
+# torch ships one test helper in Python 3.12-only syntax (torch/testing/_internal/py312_intrinsics.py);
+# compileall would fail on it, and nothing imports it at run time.
+RUN pip install ${TORCH_CPU_INDEX:+--extra-index-url "$TORCH_CPU_INDEX"} -c constraints/cpu.txt . \
+    && python -m compileall -q -x 'py312_intrinsics\.py$' /opt/syrinx/lib
 
 FROM build-base AS build-gpu
+ARG PIP_FIND_LINKS
+ARG PIP_CERT
 RUN pip install . \
-    && python -m compileall -q /opt/syrinx/lib
+    && python -m compileall -q -x 'py312_intrinsics\.py$' /opt/syrinx/lib
 
 # ---- runtime: the virtual environment on a slim Python, as an unprivileged user ----
 FROM ${PYTHON_IMAGE} AS runtime

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 BUF := node_modules/.bin/buf
 
-.PHONY: install test run say proto lint typecheck istio-schemas cert-manager-schemas policy bench-engine gpu-kit bench-grpc bench-live bench-eager bench-loudness bench-riva compat bench-load bench-telemetry fuzz faults soak clean
+.PHONY: install test run say proto lint typecheck istio-schemas cert-manager-schemas policy bench-engine gpu-kit bench-grpc bench-live bench-eager bench-loudness bench-riva compat bench-load bench-telemetry fuzz faults soak base-image image image-test clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -154,6 +154,26 @@ bench-loudness: $(BENCH_STAMP)
 # The eager first segment of LiveSynthesize: word error rate (pocketsphinx) and first audio, whole vs split.
 bench-eager: $(BENCH_STAMP)
 	$(PY) -m bench.eager_asr $(BENCH_ARGS)
+
+# Container images with buildah: no daemon, no registry (docs/deployment.md). The base is a
+# stand-in for python:3.11-slim-bookworm made from Debian's packages (make base-image); torch's
+# CPU wheel comes from a wheel directory where its index is out of reach (pip's own find-links).
+IMAGE ?= localhost/syrinx:cpu
+IMAGE_BASE ?= localhost/syrinx-python:3.11-bookworm
+IMAGE_WHEELS ?= $(shell python3 -m pip config get global.find-links 2>/dev/null)
+base-image:
+	tests/image/base_image.sh $(IMAGE_BASE)
+
+image:
+	@buildah inspect --type image $(IMAGE_BASE) > /dev/null 2>&1 || tests/image/base_image.sh $(IMAGE_BASE)
+	buildah build --isolation chroot --layers --format docker --target cpu --build-arg PYTHON_IMAGE=$(IMAGE_BASE) \
+		--build-arg PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+		$(if $(IMAGE_WHEELS),--volume $(IMAGE_WHEELS):/wheels:ro --build-arg PIP_FIND_LINKS=/wheels --build-arg TORCH_CPU_INDEX=) \
+		-t $(IMAGE) .
+
+# The image run as Kubernetes runs it (uid 10001, health, audio, drain, read-only root); prints sizes.
+image-test: $(STAMP)
+	$(PY) tests/image/image_test.py --image $(IMAGE) $(IMAGE_TEST_ARGS)
 
 # The reliability suite's long parts (docs/reliability.md). fuzz: many random examples per RPC
 # (FUZZ_EXAMPLES=); faults: the fault scenarios' figures; soak: 30 min at about 80% of capacity.

@@ -243,6 +243,24 @@ def test_pods_are_locked_down():
     assert peer["spec"]["mtls"]["mode"] == "STRICT"
 
 
+@pytest.mark.parametrize("overlay", ["overlays/cpu", "overlays/gpu", "overlays/secure"])
+def test_lexicons_come_from_an_optional_config_map_where_the_server_reads_them(overlay):
+    (deployment,) = [d for d in objects(overlay, "Deployment") if d["metadata"]["name"] == "syrinx"]
+    spec = deployment["spec"]["template"]["spec"]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "lexicons"]
+    assert volume["configMap"] == {
+        "name": "syrinx-lexicons",
+        "optional": True,
+    }  # no ConfigMap: no lexicons, still starts
+    (mount,) = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "lexicons"]
+    (settings,) = [
+        c
+        for c in objects(overlay, "ConfigMap")
+        if c["metadata"]["name"].startswith("syrinx") and "SYRINX_LEXICONS_DIR" in c.get("data", {})
+    ]
+    assert mount["readOnly"] and mount["mountPath"] == settings["data"]["SYRINX_LEXICONS_DIR"]
+
+
 def test_dockerfile_passes_hadolint():
     hadolint = Path(sys.executable).parent / "hadolint"
     result = subprocess.run([str(hadolint), str(ROOT / "Dockerfile")], capture_output=True, text=True)

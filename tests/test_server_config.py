@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from syrinx.server.config import DEFAULT_PORT, load_config
-from syrinx.server.engine import InvalidOptionError
+from syrinx.server.engine import Engine, EngineConfig, InvalidOptionError
+from syrinx.server.engine.errors import StartupError
 
 
 def test_defaults():
@@ -68,3 +70,9 @@ def test_security_settings_from_flags_and_environment():
     assert config.health_port == 8081
     plain = load_config(["--health-port", "-1"], {})
     assert plain.tls is None and plain.auth.tokens_file is None and plain.health_port is None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA device")
+def test_cuda_without_a_device_is_one_clear_start_up_error():
+    with pytest.raises(StartupError, match=r"--device cuda: no CUDA device is available .*use --device cpu"):
+        Engine(EngineConfig(device="cuda"))

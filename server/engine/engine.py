@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from .allocator import keep_freed_memory
 from .config import EngineConfig
 from .cuda import GraphCache, Inputs, Outputs, use_ieee_float32
-from .errors import InvalidOptionError
+from .errors import InvalidOptionError, StartupError
 from .phonemizer import PhonemizedSentence
 from .vits.model import ReceptiveField
 from .voice import Voice
@@ -289,6 +289,12 @@ class Engine:
     def __init__(self, config: EngineConfig, graphs: GraphCache | None = None) -> None:
         """``graphs`` replaces the CUDA graph cache the config asks for (tests record calls on the CPU)."""
         self.config = config
+        if config.device != "cpu" and not torch.cuda.is_available():
+            built = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "built without CUDA"
+            raise StartupError(
+                f"--device {config.device}: no CUDA device is available (torch {torch.__version__}, {built}); "
+                "run on a GPU node with the NVIDIA driver, or use --device cpu"
+            )
         if config.threads:
             torch.set_num_threads(config.threads)  # process-wide: torch has one intra-op pool
         if config.device == "cpu":
