@@ -173,7 +173,7 @@ image:
 
 # The image run as Kubernetes runs it (uid 10001, health, audio, drain, read-only root); prints sizes.
 image-test: $(STAMP)
-	$(PY) tests/image/image_test.py --image $(IMAGE) $(IMAGE_TEST_ARGS)
+	PYTHONPATH=. $(PY) tests/image/image_test.py --image $(IMAGE) $(IMAGE_TEST_ARGS)
 
 # The reliability suite's long parts (docs/reliability.md). fuzz: many random examples per RPC
 # (FUZZ_EXAMPLES=); faults: the fault scenarios' figures; soak: 30 min at about 80% of capacity.

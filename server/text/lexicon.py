@@ -58,6 +58,8 @@ class Lexicon:
         """This lexicon's entries, and ``other``'s for words this one lacks."""
         if not other:
             return self
+        if not self:  # a request without pronunciations: the file lexicon as it is, no copy per call
+            return other
         return Lexicon({**other.entries, **self.entries})
 
     def apply(self, speech: Speech) -> Speech:

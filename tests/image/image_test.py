@@ -9,7 +9,9 @@ SIGTERM drains and the process exits 0; and nothing was written outside /tmp (th
 run it with a read-only root filesystem). Then it prints the image's size, each layer's size
 and the ten largest installed packages.
 
-    python tests/image/image_test.py [--image localhost/syrinx:cpu] [--user 10001:10001]
+    PYTHONPATH=. python tests/image/image_test.py [--image localhost/syrinx:cpu] [--user 10001:10001]
+
+(``make image-test`` runs it so, from the checkout's root: it uses the bench's helpers.)
 """
 
 from __future__ import annotations
@@ -28,11 +30,11 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.load_bench import free_port
 from syrinx.server.engine import default_voice_files
 from syrinx.v1 import synthesizer_pb2 as pb
 from syrinx.v1 import synthesizer_pb2_grpc as pb_grpc
 
-ROOT = Path(__file__).resolve().parents[2]
 TEXT = "The image speaks exactly as the checkout does."
 SEED = 7
 MOUNTED_VOICE = "en_US-mounted-medium"
@@ -43,14 +45,6 @@ RUNTIME_PATHS = ("tmp", "proc", "sys", "dev", "run", "voices", "etc/hosts", "etc
 
 def buildah(*args: str) -> str:
     return subprocess.run(["buildah", *args], check=True, capture_output=True, text=True).stdout.strip()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def files(root: Path) -> dict[str, tuple[int, int]]:
