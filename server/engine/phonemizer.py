@@ -6,23 +6,22 @@ so the model hears what it was trained on. On top of it this module adds what
 a server needs: control characters are removed, text with nothing to speak is
 a clear error, phonemes missing from the voice's id map are reported rather
 than dropped unseen, and overlong sentences are split at word boundaries. It
-also stops a memory leak in piper-tts's espeak bridge (see
-``_drop_extra_clause_references``).
+also replaces piper-tts's espeak bridge with calls that release the GIL and do not leak
+(see ``espeak_bridge``).
 """
 
 from __future__ import annotations
 
-import ctypes
 import re
-import sys
-import threading
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from ..text.speech import Pause, Pronounced, SentenceEnd, Speech, Spelled, Words
+from . import espeak_bridge
 from .errors import InvalidTextError, listed, quoted
+from .espeak_bridge import ESPEAK_LOCK
 from .words import WordSpan, align_word_sounds, align_words, text_words
 
 # C0/C1 control characters except tab/newline/carriage return, which become spaces.
@@ -101,11 +100,17 @@ class PiperPhonemizer:
 
         # PiperVoice's phonemize/phonemes_to_ids need only its config; no ONNX session is made.
         self._piper = PiperVoice(session=None, config=PiperConfig.from_dict(dict(voice_config)))
-        self._piper.phonemize("ready.")  # starts espeak-ng, which the leak check below calls
-        _drop_extra_clause_references()
+        with ESPEAK_LOCK:
+            self._piper.phonemize("ready.")  # starts espeak-ng, which the bridge's replacement calls
+        espeak_bridge.plug()
         self._id_map = self._piper.config.phoneme_id_map
         self._max_phonemes = max_sentence_phonemes
         self._word_cache: dict[str, list[str]] = {}
+
+    def _espeak(self, text: str) -> list[list[str]]:
+        """Piper's phonemize: espeak-ng's sentences of ``text``, each a list of phonemes."""
+        with ESPEAK_LOCK:  # piper sets its voice, then asks for the clauses: one state, process-wide
+            return self._piper.phonemize(text)
 
     def sentences(self, text: str, with_words: bool = False) -> list[PhonemizedSentence]:
         """``text``'s sentences as Piper speaks them; ``with_words`` also maps its words to their ids."""
@@ -160,7 +165,7 @@ class PiperPhonemizer:
                     if any(c in _TERMINATORS for c in text):
                         end_sentence()
                     continue
-                for index, phonemes in enumerate(self._piper.phonemize(text)):
+                for index, phonemes in enumerate(self._espeak(text)):
                     if index:
                         end_sentence()
                     draft.add(phonemes, piece.rate)
@@ -232,7 +237,7 @@ class PiperPhonemizer:
         cached = self._word_cache.get(word)
         if cached is None:
             clean = _CONTROL.sub("", word)
-            cached = [p for sentence in self._piper.phonemize(clean) for p in sentence] if clean else []
+            cached = [p for sentence in self._espeak(clean) for p in sentence] if clean else []
             if len(self._word_cache) >= _WORD_CACHE_SIZE:
                 self._word_cache.clear()
             self._word_cache[word] = cached
@@ -243,7 +248,7 @@ class PiperPhonemizer:
         if not clean:
             raise InvalidTextError("text is empty (or only whitespace and control characters)")
         result: list[PhonemizedSentence] = []
-        for phonemes in self._piper.phonemize(clean):
+        for phonemes in self._espeak(clean):
             if not any(p in self._id_map and p != _WORD_BREAK for p in phonemes):
                 unknown = sorted({p for p in phonemes if p not in self._id_map and not p.isspace()})
                 if unknown:  # not a pause: words the voice cannot say, which Piper would drop silently
@@ -299,50 +304,3 @@ def _merged(words: list[WordSpan]) -> tuple[WordSpan, ...]:
         else:
             out.append(word)
     return tuple(out)
-
-
-_PLUG_LOCK = threading.Lock()
-
-
-def _drop_extra_clause_references() -> None:
-    """Stop piper-tts's espeak bridge from keeping every clause it phonemizes.
-
-    piper-tts 1.8.0's ``espeakbridge.get_phonemes`` returns its clauses (tuples) each with
-    one reference too many, so no clause is ever freed, nor its phoneme string: 234 bytes
-    a clause on average in ``test_phonemizing_keeps_nothing_in_memory``, for every
-    sentence and word phonemized, for as long as the server runs (found with tracemalloc
-    in a soak of the real server). Where the bridge has that extra reference, its
-    ``get_phonemes`` is wrapped to drop it as the clauses come back. It is measured on a
-    probe, not assumed, so a bridge that no longer leaks (or leaks in some other way) is
-    left as it is. Espeak-ng must already be started (piper starts it on its first
-    ``phonemize``). Idempotent, process-wide.
-    """
-    from piper import espeakbridge
-
-    with _PLUG_LOCK:
-        original = espeakbridge.get_phonemes
-        if getattr(original, "drops_extra_references", False):
-            return
-        normal = _references_to_item([tuple([object()])], 0)  # a list's item with no other owner
-        probe = original("probe, with two clauses.")
-        if not probe or any(_references_to_item(probe, i) != normal + 1 for i in range(len(probe))):
-            return
-        decref = ctypes.pythonapi.Py_DecRef
-        decref.argtypes, decref.restype = [ctypes.py_object], None
-        for index in range(len(probe)):
-            decref(probe[index])
-
-        def get_phonemes(text: str) -> list:
-            clauses = original(text)
-            for index in range(len(clauses)):
-                if _references_to_item(clauses, index) == normal + 1:
-                    decref(clauses[index])
-            return clauses
-
-        get_phonemes.drops_extra_references = True  # type: ignore[attr-defined]
-        espeakbridge.get_phonemes = get_phonemes
-
-
-def _references_to_item(items: list, index: int) -> int:
-    """``sys.getrefcount`` of ``items[index]``, always taken the same way so counts compare."""
-    return sys.getrefcount(items[index])
