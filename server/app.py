@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -129,9 +130,20 @@ def _bind(add_port: Callable[[], int], host: str, port: int, flag: str) -> int:
 
 
 async def make_ready(running: RunningServer) -> None:
-    """Load and warm up the voices, then report SERVING."""
+    """Load and warm up the voices, freeze what start-up made, then report SERVING."""
     await running.service.start()
+    freeze_startup_objects()
     await running.mark(health_pb2.HealthCheckResponse.SERVING)
+
+
+def freeze_startup_objects() -> None:
+    """Move every object start-up made (torch's modules, the voices, protobuf descriptors: about
+    190,000) out of the cyclic garbage collector's sight, for good. They live as long as the
+    process, yet each full collection walked them all, holding the GIL: 129 ms on our CI
+    machine, during which no call was answered and no stream got audio (docs/reliability.md).
+    Frozen objects are still freed by reference counting."""
+    gc.collect()
+    gc.freeze()
 
 
 async def serve(
@@ -190,9 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(config.log_level, config.log_format)
     # The event loop answers every call, the engine thread runs Python between its torch kernels
-    # (phonemizing a stream's text: ~10 ms for a long one). Python hands the GIL over only every
-    # switch interval (5 ms by default), so a call that arrives meanwhile waits for it: a shed
-    # call's RESOURCE_EXHAUSTED took up to 20 ms at p99 in a burst (docs/reliability.md).
+    # (piper's code around espeak-ng, which itself lets go of the GIL: a few ms for a long text).
+    # Python hands the GIL over only every switch interval (5 ms by default), so a call that
+    # arrives meanwhile waits for it: a shed call's RESOURCE_EXHAUSTED took up to 20 ms at p99
+    # in a burst (docs/reliability.md).
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
         return asyncio.run(serve(config, os.environ))
