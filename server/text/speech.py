@@ -36,7 +36,9 @@ class Words:
 
     def part(self, start: int, end: int) -> Words:
         """``text[start:end]``, still pointing where it came from."""
-        return Words(self.text[start:end], self.spans()[start:end], self.rate)
+        if self.sources is None:  # only the part's own spans, not the whole text's for each part
+            return Words(self.text[start:end], tuple((i, i + 1) for i in range(start, end)), self.rate)
+        return Words(self.text[start:end], self.sources[start:end], self.rate)
 
 
 @dataclass(frozen=True)

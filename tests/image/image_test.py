@@ -132,8 +132,8 @@ def checkout_bytes() -> bytes:
 def layer_sizes(image: str) -> list[tuple[int, str]]:
     """(bytes, what made it) for each layer, from containers/storage's own records."""
     info = json.loads(buildah("inspect", "--type", "image", image))
-    graph_root = json.loads(buildah("info"))["store"]["GraphRoot"]
-    driver = json.loads(buildah("info"))["store"]["GraphDriverName"]
+    store = json.loads(buildah("info"))["store"]
+    graph_root, driver = store["GraphRoot"], store["GraphDriverName"]
     records = json.loads(Path(graph_root, f"{driver}-layers", "layers.json").read_text())
     size_of = {r.get("diff-digest"): r.get("diff-size", 0) for r in records}
     made_by = [h.get("created_by", "") for h in info.get("History", []) if not h.get("empty_layer")]
