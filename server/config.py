@@ -94,6 +94,12 @@ _SETTINGS = {
         "float32; bfloat16 (CUDA, or CPUs with AVX512-BF16/AMX) or float16 (CUDA) for the decoder",
     ),
     "threads": ("SYRINX_THREADS", int, "CPU inference threads (0 = one per core)"),
+    "engine_priority": (
+        "SYRINX_ENGINE_PRIORITY",
+        str,
+        "idle (default): the engine's threads give a core at once to the server's threads that answer calls; "
+        "normal: the kernel shares cores fairly",
+    ),
     "cuda_graphs": (
         "SYRINX_CUDA_GRAPHS",
         int,
@@ -194,7 +200,9 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> ServerC
             values[name] = value
     if "cuda_graphs" in values:
         values["cuda_graphs"] = bool(values["cuda_graphs"])
-    engine_keys = {"device", "dtype", "threads", "cuda_graphs"}
+    if "engine_priority" in values:
+        values["priority"] = values.pop("engine_priority")
+    engine_keys = {"device", "dtype", "threads", "priority", "cuda_graphs"}
     scheduler_keys = {
         "max_streams",
         "max_waiting_streams",

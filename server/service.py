@@ -20,6 +20,7 @@ from .calibration import calibration_gain_db
 from .config import ServerConfig
 from .engine import Engine, EngineConfig, SentenceStart, SynthesisOptions, Voice, VoiceCatalog
 from .engine.errors import InvalidOptionError, InvalidTextError, SyrinxError
+from .engine.priority import set_engine_thread_priority
 from .lexicons import VoiceLexicons
 from .scheduler import ScheduledStream, SchedulerLoop
 from .telemetry import Telemetry
@@ -145,7 +146,13 @@ class SynthesisService:
         self._lexicons = VoiceLexicons(None, [])
         self._telemetry = telemetry
         on_step = telemetry.engine_step if telemetry is not None else None
-        self._scheduler = SchedulerLoop(self._engine, config.scheduler, config.engine.chunks.windows, on_step=on_step)
+        self._scheduler = SchedulerLoop(
+            self._engine,
+            config.scheduler,
+            config.engine.chunks.windows,
+            on_step=on_step,
+            engine_thread_setup=functools.partial(set_engine_thread_priority, config.engine.priority),
+        )
         self._draining = False
         if telemetry is not None:
             telemetry.metrics.observe_streams(

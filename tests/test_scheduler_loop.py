@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import gc
+import threading
 import time
 import weakref
 from types import SimpleNamespace
@@ -114,6 +115,24 @@ class HeadFirstFakeEngine(FakeEngine):
 
 def run(coroutine):
     return asyncio.run(coroutine)
+
+
+def test_the_engine_thread_is_set_up_before_it_runs_anything():
+    async def main():
+        set_up_on: list[int] = []
+        loop = SchedulerLoop(
+            FakeEngine(),
+            SchedulerConfig(),
+            lambda n: [(0, n)],
+            engine_thread_setup=lambda: set_up_on.append(threading.get_native_id()),
+        )
+        loop.start()
+        ran_on = [await loop.run_in_engine_thread(threading.get_native_id) for _ in range(3)]
+        await loop.close()
+        return set_up_on, ran_on
+
+    set_up_on, ran_on = run(main())
+    assert set_up_on == ran_on[:1] and set(ran_on) == set(set_up_on)  # once, on the one engine thread
 
 
 async def _started(engine: FakeEngine, clock=time.monotonic, **limits) -> SchedulerLoop:

@@ -16,6 +16,7 @@ def test_defaults():
     config = load_config([], {})
     assert config.port == DEFAULT_PORT == 50051
     assert config.engine.device == "cpu" and config.engine.voices_dir is None and config.engine.default_voice
+    assert config.engine.priority == "idle"
 
 
 def test_environment_then_flags():
@@ -31,6 +32,8 @@ def test_environment_then_flags():
     config = load_config(["--port", "7000", "--first-chunk-frames", "20", "--no-default-voice"], env)
     assert config.port == 7000 and config.scheduler.max_streams == 3  # the flag wins, the rest still comes from env
     assert config.engine.chunks.first_frames == 20 and not config.engine.default_voice
+    assert load_config([], {"SYRINX_ENGINE_PRIORITY": "normal"}).engine.priority == "normal"
+    assert load_config(["--engine-priority", "idle"], {"SYRINX_ENGINE_PRIORITY": "normal"}).engine.priority == "idle"
 
 
 @pytest.mark.parametrize(
@@ -49,6 +52,7 @@ def test_environment_then_flags():
         (["--tls-client-ca-file", "ca.pem"], {}, "mTLS is TLS"),
         (["--max-streams-per-token", "-1"], {}, "per token"),
         (["--health-port", "70000"], {}, "health port"),
+        (["--engine-priority", "high"], {}, "engine priority must be one of idle, normal"),
     ],
 )
 def test_invalid_settings_are_rejected_with_a_reason(argv, env, words):

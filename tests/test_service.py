@@ -6,6 +6,7 @@ import concurrent.futures
 import gc
 import io
 import logging
+import os
 import wave
 
 import av
@@ -63,6 +64,19 @@ def test_what_start_up_made_is_out_of_the_garbage_collectors_walks(server):
     walked = {id(o) for o in gc.get_objects()}
     assert [type(o).__name__ for o in served if id(o) in walked] == []
     assert gc.get_freeze_count() >= len(served)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policies")
+def test_the_engine_runs_at_idle_priority_so_the_threads_answering_calls_get_a_core_at_once(server):
+    """By default (``--engine-priority idle``): a shed call waited up to a scheduler tick behind
+    torch's threads for each of its thread wake-ups (docs/reliability.md)."""
+    policy = server.call(server.running.service.run_on_engine(lambda engine: os.sched_getscheduler(0)))
+    assert policy == os.SCHED_IDLE
+
+    async def event_loop_policy() -> int:
+        return os.sched_getscheduler(0)
+
+    assert server.call(event_loop_policy()) == os.SCHED_OTHER
 
 
 def test_list_voices(server, voice):

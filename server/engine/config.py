@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidOptionError
+from .priority import PRIORITIES
 
 DTYPES = ("float32", "float16", "bfloat16")
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
@@ -72,6 +73,8 @@ class EngineConfig:
     dtype: str = "float32"
     # Intra-op threads for CPU inference; 0 keeps torch's default (one per core).
     threads: int = 0
+    # "idle": the engine's threads yield a core to the server's own threads at once (``priority``).
+    priority: str = "idle"
     chunks: ChunkPolicy = ChunkPolicy()
     # Sentences longer than this many phoneme ids are split at word boundaries:
     # attention memory grows with the square of the length.
@@ -100,5 +103,7 @@ class EngineConfig:
             raise InvalidOptionError("this CPU has no native bfloat16 (AVX512-BF16 or AMX); use float32")
         if self.threads < 0:
             raise InvalidOptionError(f"threads must be >= 0, got {self.threads}")
+        if self.priority not in PRIORITIES:
+            raise InvalidOptionError(f"engine priority must be one of {', '.join(PRIORITIES)}, got {self.priority!r}")
         if self.max_sentence_phonemes < 16:
             raise InvalidOptionError(f"max_sentence_phonemes must be >= 16, got {self.max_sentence_phonemes}")

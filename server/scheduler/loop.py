@@ -81,15 +81,19 @@ class SchedulerLoop:
         windows: Callable[[int], list[tuple[int, int]]],
         clock: Callable[[], float] = time.monotonic,
         on_step: Callable[[int, float], None] | None = None,
+        engine_thread_setup: Callable[[], object] | None = None,
     ) -> None:
-        """``on_step(items, seconds)`` hears of each engine step (metrics): items in it and its time."""
+        """``on_step(items, seconds)`` hears of each engine step (metrics): items in it and its time.
+        ``engine_thread_setup`` runs on the engine thread before anything else (its priority)."""
         self._engine = engine
         self._on_step = on_step
         self._scheduler = Scheduler(config, windows)
         self._windows = windows
         self._clock = clock
         self._jobs: dict[int, _Job] = {}
-        self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="syrinx-engine")
+        self._worker = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="syrinx-engine", initializer=engine_thread_setup
+        )
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._crashed: BaseException | None = None
