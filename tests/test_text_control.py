@@ -208,8 +208,12 @@ def test_a_bad_lexicon_file_stops_start_up_naming_it(tmp_path):
     from syrinx.server.lexicons import LexiconFileError
 
     (tmp_path / "en_US.lexicon").write_text("fine  faɪn\nclick  ʬ\n", encoding="utf-8")
-    with pytest.raises(LexiconFileError, match=r"en_US.lexicon: \"click\""):
-        ServerThread(ServerConfig(host="127.0.0.1", port=0, lexicons_dir=tmp_path)).make_ready()
+    server = ServerThread(ServerConfig(host="127.0.0.1", port=0, lexicons_dir=tmp_path))
+    try:
+        with pytest.raises(LexiconFileError, match=r"en_US.lexicon: \"click\""):
+            server.make_ready()
+    finally:
+        server.stop()  # as the real start-up does on failure: its scheduler task is not left pending
 
 
 def test_live_ssml_split_across_fragments(server):
