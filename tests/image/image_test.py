@@ -107,6 +107,17 @@ def uid_of(pid: int) -> int:
     raise AssertionError(f"no Uid line for {pid}")
 
 
+def idle_threads(pid: int) -> int:
+    """How many of ``pid``'s threads run at SCHED_IDLE (the engine's, docs/engine.md)."""
+    count = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            count += os.sched_getscheduler(int(task.name)) == os.SCHED_IDLE
+        except OSError:  # the thread ended meanwhile
+            continue
+    return count
+
+
 def stream_bytes(address: str) -> bytes:
     with grpc.insecure_channel(address) as channel:
         stub = pb_grpc.SynthesizerStub(channel)
@@ -212,6 +223,8 @@ def main() -> int:
         pids = server_pids(port)
         uids = sorted({uid_of(pid) for pid in pids})
         check(len(pids) == 1 and uids == [10001], f"the entrypoint runs as uid 10001 (process {pids}: uid {uids})")
+        idle = idle_threads(pids[0]) if pids else 0
+        check(idle >= 1, f"the engine's threads run at idle priority in the container ({idle} threads)")
         with grpc.insecure_channel(address) as channel:
             listed = pb_grpc.SynthesizerStub(channel).ListVoices(pb.ListVoicesRequest())
         names = [v.name for v in listed.voices]
